@@ -1,0 +1,57 @@
+# dspy-resource-bench. Two commands do all set-up on a fresh machine: `make bench` and `make test`.
+# Both create .venv here and install the pinned stack into it (offline-capable: torch comes from local disk).
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+PROFILE ?= standard
+OUT     ?= results/latest
+REPEAT  ?= 1
+export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME PRICE_AS
+
+.PHONY: bench test bench-memory report claims check baseline list clean help
+
+help:
+	@echo "make bench         run every strategy on every task (PROFILE=quick|standard, STRATEGY=a,b TASK=x OUT=dir"
+	@echo "                   REPEAT=N RESUME=1 LM=provider/model API_BASE=url) and write OUT/report.json, .md, .csv, plots"
+	@echo "make test          run the test suite"
+	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
+	@echo "make report        rebuild OUT's report files from its run records"
+	@echo "make check         quick bench, then fail if any resource cost regressed vs results/baseline"
+	@echo "make baseline      refresh results/baseline on purpose (quick profile, 3 repeats)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(PY) -m harness bench
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench-memory: $(STAMP)
+	$(PY) -m harness memory --out $(OUT)
+
+report: $(STAMP)
+	$(PY) -m harness report $(OUT)
+
+claims: $(STAMP)
+	$(PY) -m harness claims $(OUT)/report.json
+
+check: $(STAMP)
+	$(PY) -m harness bench --profile quick --out results/check
+	$(PY) -m harness check --baseline results/baseline/report.json --current results/check/report.json
+
+baseline: $(STAMP)
+	$(PY) -m harness bench --profile quick --repeat 3 --out results/baseline
+
+list: $(STAMP)
+	$(PY) -m harness list
+
+clean:
+	rm -rf results/latest results/check results/runs .pytest_cache

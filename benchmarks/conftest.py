@@ -1,0 +1,22 @@
+"""pytest-benchmark plumbing for `make bench`: one session-wide Bench, one test per planned run."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import registry
+from harness.bench import Bench
+from harness.bench_pytest import config_from_env
+
+
+def pytest_generate_tests(metafunc):
+    if "run_key" in metafunc.fixturenames:
+        cfg = config_from_env()
+        runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)
+        metafunc.parametrize("run_key", runs, ids=[registry.run_id(*r) for r in runs])
+
+
+@pytest.fixture(scope="session")
+def bench():
+    with Bench(config_from_env()) as b:
+        yield b

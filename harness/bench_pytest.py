@@ -1,0 +1,58 @@
+"""`make bench` = pytest-benchmark over benchmarks/, one test per (strategy, task, repeat).
+
+The bench's settings travel to pytest in HARNESS_BENCH_CONFIG; pytest-benchmark's own JSON is
+written beside report.json (atomically, through a temporary name) so its compare tools work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness import registry
+from harness.bench import BenchConfig, say
+from harness.files import atomic_write_text, ensure_writable
+from harness.runner import scrub
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = "HARNESS_BENCH_CONFIG"
+
+
+def config_from_env() -> BenchConfig:
+    """The bench config for benchmarks/ (set by run_pytest, or from make-style variables)."""
+    raw = os.environ.get(ENV)
+    if raw:
+        data = json.loads(raw)
+        data["out"] = Path(data["out"])
+        return BenchConfig(**data)
+    return BenchConfig(out=Path(os.environ.get("OUT") or "results/latest"),
+                       profile=os.environ.get("PROFILE") or "standard",
+                       strategies=registry.split_names(os.environ.get("STRATEGY")),
+                       tasks=registry.split_names(os.environ.get("TASK")), lm=os.environ.get("LM") or None,
+                       api_base=os.environ.get("API_BASE") or None, repeat=int(os.environ.get("REPEAT") or 1),
+                       resume=os.environ.get("RESUME", "") not in ("", "0"))
+
+
+def run_pytest(cfg: BenchConfig) -> int:
+    import pytest
+
+    registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)  # bad names fail here, in one line
+    if cfg.lm is not None:
+        from harness.lm.real import check_model_string
+
+        check_model_string(cfg.lm)
+    out = ensure_writable(cfg.out.resolve())
+    cfg.out = out
+    tmp = out / ".benchmark.json.tmp"
+    data = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    os.environ[ENV] = json.dumps(data)
+    code = pytest.main([str(ROOT / "benchmarks"), "-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+                        f"--benchmark-json={tmp}", "--benchmark-columns=mean", "--benchmark-sort=name",
+                        "--benchmark-name=short", "-W", "ignore::DeprecationWarning"])
+    if tmp.exists():
+        atomic_write_text(out / "benchmark.json", scrub(tmp.read_text()))
+        tmp.unlink()
+    if code == 0:
+        say(f"bench done: {out / 'report.md'}")
+    return int(code)

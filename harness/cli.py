@@ -1,0 +1,225 @@
+"""`python -m harness`: run, list, report, check and compare DSPy optimizer resource costs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+EPILOG = """\
+examples:
+  python -m harness list
+  python -m harness run --strategy MIPROv2 --task math --profile quick
+  python -m harness bench --profile quick --strategy COPRO,SIMBA        (what `make bench` runs)
+  python -m harness report results/latest
+  python -m harness claims results/latest/report.json
+  python -m harness compare results/baseline/report.json results/latest/report.json
+  python -m harness check --baseline results/baseline/report.json --current results/latest/report.json
+
+Offline by default: no key, no network. Name a real LM with --lm (e.g. openai/gpt-4o-mini, key from
+OPENAI_API_KEY) or a local OpenAI-compatible server with --lm openai/<model> --api-base http://127.0.0.1:8000/v1.
+"""
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LM and limits")
+    g.add_argument("--lm", default=os.environ.get("LM") or None,
+                   help="a real LM as dspy.LM takes it (provider/model); default: the embedded offline LM")
+    g.add_argument("--api-base", default=os.environ.get("API_BASE") or None,
+                   help="base URL of an OpenAI-compatible server for --lm")
+    g.add_argument("--price-as", default=os.environ.get("PRICE_AS") or "openai/gpt-4o-mini",
+                   help="model whose price (DSPy's bundled table) and tokenizer price the offline LM's tokens "
+                        "(default openai/gpt-4o-mini)")
+    g.add_argument("--timeout", type=float, default=None, help="time limit per run, seconds (default: per profile)")
+    g.add_argument("--max-rss", type=float, default=None, metavar="MB",
+                   help="memory cap on each run's process tree, MiB; a run over it ends as 'oom'")
+    g.add_argument("--student", default=None, help="weight strategies: student model name or local HF folder")
+    g.add_argument("--mode", choices=("full", "lora"), default=None, help="weight strategies: fine-tuning mode")
+
+
+def _options(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in (("student", args.student), ("mode", args.mode)) if v}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="dspy-resource-bench: measure what each DSPy optimization strategy costs in time, memory, "
+                    "GPU, disk, LM calls, tokens and money, and check published claims against the measurements.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="list strategies, tasks and profiles, one line each")
+
+    p = sub.add_parser("run", help="run ONE strategy on ONE task in a fresh, measured process; write its record",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--strategy", required=True, help="strategy name (see `list`)")
+    p.add_argument("--task", required=True, help="task name (see `list`)")
+    p.add_argument("--profile", default="quick", help="quick or standard")
+    p.add_argument("--out", default="results/runs", help="folder for runs/<run_id>.json and logs/")
+    _add_run_options(p)
+
+    p = sub.add_parser("bench", help="run a whole bench through pytest-benchmark (what `make bench` does)")
+    p.add_argument("--profile", default=os.environ.get("PROFILE") or "standard")
+    p.add_argument("--strategy", default=os.environ.get("STRATEGY") or None, help="comma list (default: all)")
+    p.add_argument("--task", default=os.environ.get("TASK") or None, help="comma list (default: all)")
+    p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
+    p.add_argument("--repeat", type=int, default=int(os.environ.get("REPEAT") or 1),
+                   help="runs per strategy and task (medians and spread in the report)")
+    p.add_argument("--resume", action="store_true", default=os.environ.get("RESUME", "") not in ("", "0"),
+                   help="keep the runs OUT already holds and run only the missing ones")
+    _add_run_options(p)
+
+    p = sub.add_parser("report", help="(re)write report.json, report.md, runs.csv and plots from OUT/runs")
+    p.add_argument("out", nargs="?", default="results/latest")
+
+    p = sub.add_parser("claims", help="give each claim of the study a verdict from a report")
+    p.add_argument("report", help="report.json")
+    p.add_argument("--claims", default=None, help="claims file (default: the shipped one)")
+    p.add_argument("--format", choices=("md", "json"), default="md")
+
+    p = sub.add_parser("compare", help="compare reports side by side (machines, versions)")
+    p.add_argument("reports", nargs="+", help="two or more report.json files")
+    p.add_argument("--format", choices=("md", "csv", "json"), default="md")
+
+    p = sub.add_parser("check", help="exit 1 if a resource cost regressed beyond its threshold")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--current", required=True)
+    p.add_argument("--thresholds", default=None, help="TOML thresholds file (default: the shipped one)")
+
+    p = sub.add_parser("memory", help="fine-tuning memory and speed as a function of model size (make bench-memory)")
+    p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
+
+    sub.add_parser("schema", help="print the run record's fields, documented")
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness import registry
+
+    print("strategies:")
+    for s in registry.strategies().values():
+        if not s.name.startswith("_"):
+            where = f" [tasks: {', '.join(s.tasks)}]" if s.tasks else ""
+            print(f"  {s.name:34s} {s.kind:8s} {s.summary}{where}")
+    print("tasks:")
+    for t in registry.tasks().values():
+        if not t.name.startswith("_"):
+            sizes = "/".join(str(t.sizes["standard"][k]) for k in ("train", "dev", "test"))
+            print(f"  {t.name:34s} {t.summary} (standard train/dev/test {sizes})")
+    print("profiles:")
+    for p in registry.PROFILES.values():
+        print(f"  {p.name:34s} {p.summary}; default time limit {p.timeout_s:.0f}s per run")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import registry
+    from harness.bench import summary_line
+    from harness.files import ensure_writable
+    from harness.runner import RunSpec, run_one
+
+    registry.get_profile(args.profile)
+    strategy = registry.get_strategy(args.strategy)
+    registry.get_task(args.task)
+    if not strategy.runs_on(args.task):
+        raise HarnessError(f"{args.strategy} runs only on tasks {', '.join(strategy.tasks or [])}")
+    out = ensure_writable(Path(args.out))
+    spec = RunSpec(strategy=args.strategy, task=args.task, profile=args.profile, lm=args.lm, api_base=args.api_base,
+                   price_as=args.price_as, timeout_s=args.timeout, max_rss_mb=args.max_rss, options=_options(args))
+    rec = run_one(spec, out, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+    print(f"{rec.run_id}: {summary_line(rec)}")
+    print(f"record: {out / 'runs' / (rec.run_id + '.json')}")
+    return 0 if rec.status == "ok" else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.bench import BenchConfig
+    from harness.bench_pytest import run_pytest
+
+    cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy),
+                      tasks=_names(args.task), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
+                      repeat=args.repeat, resume=args.resume, timeout_s=args.timeout, max_rss_mb=args.max_rss,
+                      options=_options(args))
+    return run_pytest(cfg)
+
+
+def _names(value: str | None) -> list[str] | None:
+    from harness.registry import split_names
+
+    return split_names(value)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import rebuild
+
+    report = rebuild(Path(args.out))
+    print(f"wrote {Path(args.out) / 'report.md'} ({len(report.runs)} runs)")
+    return 0
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    from harness.claims import main_claims
+
+    return main_claims(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import main_compare
+
+    return main_compare(args)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.compare import main_check
+
+    return main_check(args)
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    from harness.training.memory import main as memory_main
+
+    return memory_main(["--out", str(args.out)])
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from harness.record import schema_markdown
+
+    print(schema_markdown())
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
+            "compare": cmd_compare, "check": cmd_check, "memory": cmd_memory, "schema": cmd_schema}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback, unless --debug
+        if args.debug:
+            raise
+        from harness.record import SchemaError
+
+        if isinstance(exc, SchemaError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,257 @@
+"""The offline LM's answers: deterministic, field by field, better with better prompts.
+
+What it is: a rule-based stand-in for a hosted chat model. It reads the prompt DSPy sends
+(fields, types, instruction, demos, inputs) and writes every output field of every signature,
+the optimizers' own included, at lengths like a real model's. Task answers come from a
+per-task :class:`Oracle` that knows the shipped data: an answer is right with a probability
+that rises with useful instructions (task hints in the instruction text) and with correct,
+relevant demos, and falls with wrong demos. So an optimizer that finds better instructions or
+demos raises the score for that reason, and one that does not, does not.
+
+What it is not: a model of quality. Its scores show that an optimizer did its work, not how
+good the optimizer is on a real model; its latency is not a hosted model's.
+
+Determinism: every choice is a hash (blake2b) of the request's content and a salt. At
+temperature 0 the salt is fixed; above 0 it is the call's ``rollout_id`` when DSPy gives one,
+else the number of times the same request was seen (so n>1 samples differ).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.lm.prompt import OutField, Prompt, parse, render
+
+
+def unit(*parts: object) -> float:
+    """A uniform number in [0, 1) from the parts, the same on every machine."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return struct.unpack("<Q", digest)[0] / 2**64
+
+
+class Rand:
+    """Deterministic choices keyed by a string; each draw gets its own sub-key."""
+
+    def __init__(self, key: str) -> None:
+        self.key, self.n = key, 0
+
+    def u(self) -> float:
+        self.n += 1
+        return unit(self.key, self.n)
+
+    def choice(self, seq):
+        return seq[int(self.u() * len(seq))]
+
+    def between(self, lo: int, hi: int) -> int:
+        return lo + int(self.u() * (hi - lo + 1))
+
+
+# --------------------------------------------------------------------------- the task side
+
+
+@dataclass
+class Skill:
+    """How well the prompt sets the model up for one question, and the resulting draw."""
+
+    p: float  # probability of a right answer under this prompt
+    hints: int  # task hints found in the instruction
+    good_demos: int
+    bad_demos: int
+    relevant_demos: int
+    key: str  # identifies the question (for per-field draws)
+    salt: str
+    fingerprint: str  # identifies the prompt (instruction + demos)
+
+    def right(self, what: str = "") -> bool:
+        """Draw whether this field comes out right. Half the questions draw independently of the
+        prompt, half depend on it, so different prompts err on partly different questions."""
+        if unit(self.key, "mix", what) < 0.5:
+            u = unit(self.key, self.salt, what)
+        else:
+            u = unit(self.key, self.salt, what, self.fingerprint)
+        return u < self.p
+
+
+class Oracle(Protocol):
+    """What the offline LM knows about one task."""
+
+    fields: frozenset[str]  # output fields it answers (e.g. {"answer", "reasoning"})
+    hints: tuple[str, ...]  # lowercase keywords that help when present in an instruction
+    hint_phrases: tuple[str, ...]  # sentences a proposer may write, each holding one hint keyword
+    topic: str  # a few words naming the task, for generic text
+
+    def find(self, inputs: dict[str, str]) -> dict | None: ...
+    def base_p(self, row: dict) -> float: ...
+    def demo_correct(self, row: dict, outputs: dict[str, str]) -> bool: ...
+    def related(self, row: dict, other: dict) -> bool: ...
+    def answer(self, prompt: Prompt, row: dict, skill: Skill, rand: Rand) -> dict[str, str]: ...
+
+
+DEMO_GAIN, BAD_DEMO_LOSS, RELEVANT_GAIN, HINT_GAIN = 0.06, 0.08, 0.06, 0.08
+
+
+def assess(oracle: Oracle, prompt: Prompt, row: dict, salt: str, fingerprint: str) -> Skill:
+    good = bad = relevant = 0
+    for demo_in, demo_out in prompt.demos:
+        other = oracle.find(demo_in)
+        if other is None or not demo_out:
+            continue
+        if oracle.demo_correct(other, demo_out):
+            good += 1
+            relevant += oracle.related(row, other)
+        else:
+            bad += 1
+    text = prompt.instruction.lower()
+    hints = sum(1 for h in oracle.hints if h in text)
+    p = (oracle.base_p(row) + DEMO_GAIN * min(good, 4) - BAD_DEMO_LOSS * min(bad, 3)
+         + RELEVANT_GAIN * min(relevant, 2) + HINT_GAIN * min(hints, 3))
+    return Skill(p=min(max(p, 0.02), 0.97), hints=hints, good_demos=good, bad_demos=bad, relevant_demos=relevant,
+                 key=str(row.get("id")), salt=salt, fingerprint=fingerprint)
+
+
+# --------------------------------------------------------------------------- generic text
+
+FLUFF = (
+    "Be concise and avoid unnecessary detail.",
+    "Write in a clear, professional tone.",
+    "Keep the output well formatted.",
+    "Respond as a careful and helpful assistant would.",
+    "Make sure every requested field is filled in.",
+    "Stay focused on the task described by the input fields.",
+)
+OPENERS = (
+    "You are an expert assistant for {topic}.",
+    "Given the fields {inputs}, produce the fields {outputs}.",
+    "Your task is {topic}.",
+    "Read the {inputs} carefully and produce the {outputs}.",
+)
+OBSERVATIONS = (
+    "The examples are about {topic}.",
+    "Each example provides {inputs} and expects {outputs}.",
+    "Inputs vary in length from a single sentence to a short paragraph.",
+    "Most examples require combining several pieces of information before answering.",
+    "The expected outputs are short and precise rather than open-ended.",
+    "The data appears to be synthetic but internally consistent.",
+    "Several examples share the same structure with different names and values.",
+)
+RULES = (
+    "If the input is ambiguous, prefer the interpretation that uses every stated fact.",
+    "Never leave an output field empty.",
+    "Give the final answer in the shortest form that is still complete.",
+    "Do not repeat the input in the output.",
+    "Check the output against the input before finishing.",
+)
+
+
+class Generic:
+    """Text for fields no oracle owns: the optimizers' own signatures and unknown ones."""
+
+    def __init__(self, oracle: Oracle | None) -> None:
+        self.oracle = oracle
+        self.topic = oracle.topic if oracle else "the task"
+
+    def _names(self, prompt: Prompt) -> dict[str, str]:
+        inputs = ", ".join(f"`{f.name}`" for f in prompt.inputs_spec) or "inputs"
+        outputs = ", ".join(f"`{f.name}`" for f in prompt.outputs) or "outputs"
+        return {"topic": self.topic, "inputs": inputs, "outputs": outputs}
+
+    def _grounded(self, prompt: Prompt) -> bool:
+        """Did the proposer see task data (examples, demos, a dataset summary, scored attempts)?"""
+        keys = {"examples", "task_demos", "examples_text", "dataset_description", "attempted_instructions",
+                "pos_input_with_metrics", "worse_program_trajectory", "feedback"}
+        return any(prompt.inputs.get(k) for k in keys)
+
+    def sentences(self, prompt: Prompt, rand: Rand, n: int, bank: tuple[str, ...], hint_rate: float) -> list[str]:
+        names = self._names(prompt)
+        hints = self.oracle.hint_phrases if self.oracle else ()
+        out: list[str] = []
+        for _ in range(n):
+            if hints and rand.u() < hint_rate:
+                s = rand.choice(hints)
+            else:
+                s = rand.choice(bank).format(**names)
+            if s not in out:
+                out.append(s)
+        return out
+
+    def instruction(self, prompt: Prompt, rand: Rand) -> str:
+        rate = 0.45 if self._grounded(prompt) else 0.25
+        opener = rand.choice(OPENERS).format(**self._names(prompt))
+        return " ".join([opener, *self.sentences(prompt, rand, rand.between(2, 4), FLUFF, rate)])
+
+    def value(self, f: OutField, prompt: Prompt, rand: Rand) -> str:
+        name, grounded = f.name, self._grounded(prompt)
+        rate = 0.45 if grounded else 0.25
+        if name in ("proposed_instruction", "new_instruction"):
+            return self.instruction(prompt, rand)
+        if name == "proposed_prefix_for_output_field":
+            return rand.choice(("Answer:", "Final Answer:", "Result:", "Output:"))
+        if name in ("observations", "feedback", "discussion"):
+            return " ".join(self.sentences(prompt, rand, rand.between(4, 7), OBSERVATIONS + RULES, rate))
+        if name in ("summary", "program_description", "module_description"):
+            return " ".join(self.sentences(prompt, rand, rand.between(2, 3), OBSERVATIONS, rate / 2))
+        if name == "natural_language_rules":
+            rules = self.sentences(prompt, rand, rand.between(4, 7), RULES, rate + 0.1)
+            return "\n".join(f"{i}. {r}" for i, r in enumerate(rules, 1))
+        if name == "module_advice":
+            try:
+                modules = json.loads(prompt.inputs.get("module_names", "[]"))
+            except json.JSONDecodeError:
+                modules = []
+            advice = {str(m): " ".join(self.sentences(prompt, rand, rand.between(2, 3), RULES, rate))
+                      for m in modules}
+            return json.dumps(advice)
+        if name == "reasoning":
+            return " ".join(self.sentences(prompt, rand, rand.between(2, 4), OBSERVATIONS, 0.0))
+        return self.by_type(f, prompt, rand)
+
+    def by_type(self, f: OutField, prompt: Prompt, rand: Rand) -> str:
+        t = f.type
+        if f.options:
+            return rand.choice(f.options)
+        if t == "bool":
+            return rand.choice(("True", "False"))
+        if t == "int":
+            return str(rand.between(0, 10))
+        if t == "float":
+            return f"{rand.u():.2f}"
+        if t.startswith("list"):
+            return json.dumps(self.sentences(prompt, rand, rand.between(2, 4), OBSERVATIONS, 0.0))
+        if t.startswith("dict"):
+            return json.dumps({"note": rand.choice(OBSERVATIONS).format(**self._names(prompt))})
+        if f.schema and f.schema.get("properties"):
+            return json.dumps({k: rand.choice(FLUFF) for k in f.schema["properties"]})
+        return " ".join(self.sentences(prompt, rand, rand.between(1, 3), OBSERVATIONS, 0.0))
+
+
+# --------------------------------------------------------------------------- the brain
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+class Brain:
+    def __init__(self, oracle: Oracle | None = None) -> None:
+        self.oracle = oracle
+        self.generic = Generic(oracle)
+
+    def reply(self, system: str, messages: list[tuple[str, str]], salt: str) -> str:
+        prompt = parse(system, messages)
+        # The prompt without its last turn (instruction + demos), and the whole request.
+        fingerprint = _digest(system + "\x1e".join(text for _, text in messages[:-1]))
+        rand = Rand(f"{_digest(fingerprint + (messages[-1][1] if messages else ''))}|{salt}")
+        values: dict[str, str] = {}
+        oracle = self.oracle
+        if oracle is not None and any(f.name in oracle.fields for f in prompt.outputs):
+            row = oracle.find(prompt.inputs)
+            if row is not None:
+                values = oracle.answer(prompt, row, assess(oracle, prompt, row, salt, fingerprint), rand)
+        for f in prompt.outputs:
+            if f.name not in values:
+                values[f.name] = self.generic.value(f, prompt, rand)
+        return render(prompt, values)

@@ -1,0 +1,104 @@
+"""The embedded offline LM: DSPy's own ``dspy.LM`` client with a custom engine (DSPy 3.4's contract).
+
+DSPy's adapters, retries, history, callbacks and threading run exactly as against a provider;
+only the engine's ``complete(Request) -> Response`` is ours. Calls and tokens are counted here,
+where they are served, with the reference model's real tokenizer (tiktoken, offline), and
+priced at the reference model's price from DSPy's bundled table.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from harness.lm.brain import Brain
+from harness.lm.tokens import TokenCounter
+from harness.lm.usage import COUNTER, UsageCounter
+
+OFFLINE_MODEL = "offline/simulated"
+
+_local = threading.local()
+
+
+def _rollout_callback():
+    """A DSPy callback that tells the engine which rollout a call belongs to.
+
+    The engine never sees ``rollout_id`` (DSPy strips it before the request), but DSPy calls
+    ``on_lm_start`` in the calling thread right before the engine, with the LM instance.
+    """
+    from dspy.utils.callback import BaseCallback
+
+    class RolloutTag(BaseCallback):
+        def on_lm_start(self, call_id, instance, inputs):
+            rid = inputs.get("rollout_id") if isinstance(inputs, dict) else None
+            if rid is None:
+                rid = getattr(instance, "kwargs", {}).get("rollout_id")
+            _local.rollout = rid
+
+        def on_lm_end(self, call_id, outputs, exception=None):
+            _local.rollout = None
+
+    return RolloutTag()
+
+
+class OfflineEngine:
+    """Serves completions from :class:`Brain`; counts calls, tokens and its own time."""
+
+    def __init__(self, brain: Brain, tokens: TokenCounter, counter: UsageCounter = COUNTER) -> None:
+        self.brain, self.tokens, self.counter = brain, tokens, counter
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo):  # programs get deep-copied by optimizers; the engine is shared
+        return self
+
+    def _salt(self, system: str, messages: list[tuple[str, str]], temperature: float | None) -> str:
+        if not temperature:
+            return "t0"
+        rid = getattr(_local, "rollout", None)
+        if rid is not None:
+            return f"r{rid}"
+        key = f"{temperature}|{system}|{messages}"
+        with self._lock:  # the same request sampled again gets the next draw
+            n = self._seen.get(key, 0)
+            self._seen[key] = n + 1
+        return f"s{n}"
+
+    def complete(self, request):
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        t0 = time.perf_counter()
+        system = request.system if isinstance(request.system, str) or request.system is None \
+            else "".join(p.text for p in request.system)
+        system = system or ""
+        messages = [(m.role, m.text or "") for m in request.messages]
+        text = self.brain.reply(system, messages, self._salt(system, messages, request.config.temperature))
+        n_in = self.tokens.messages([("system", system), *messages] if system else messages)
+        n_out = self.tokens.text(text)
+        self.counter.add(calls=1, input_tokens=n_in, output_tokens=n_out, engine_s=time.perf_counter() - t0)
+        return Response(id=None, model=request.model, message=Message.assistant([TextPart(text)]),
+                        finish_reason="stop", usage=Usage(input_tokens=n_in, output_tokens=n_out,
+                                                          total_tokens=n_in + n_out))
+
+    def stream(self, request):
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+
+def make_offline_lm(oracle=None, price_as: str = "openai/gpt-4o-mini", counter: UsageCounter = COUNTER,
+                    **kwargs):
+    """A dspy.LM served by the offline engine, counting into `counter` and priced as `price_as`."""
+    import dspy
+
+    from harness.lm.pricing import price_of
+
+    counter.price = price_of(price_as)
+    engine = OfflineEngine(Brain(oracle), TokenCounter(price_as), counter)
+    lm = dspy.LM(OFFLINE_MODEL, engine=engine, cache=False, **kwargs)
+    callbacks = [c for c in dspy.settings.callbacks if type(c).__name__ != "RolloutTag"]
+    dspy.configure(callbacks=[*callbacks, _rollout_callback()])
+    return lm

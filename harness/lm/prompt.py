@@ -1,0 +1,154 @@
+"""Reading a DSPy ChatAdapter / JSONAdapter prompt back into fields, demos and instruction.
+
+The offline LM sees exactly what a hosted model would: a system prompt listing the input and
+output fields with their types, optional demo turns, and a last user turn with the inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+_FIELD_LINE = re.compile(r"^\d+\. `(?P<name>[^`]+)` \((?P<type>.*)\):", re.M)
+_MARKER = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]")
+_SCHEMA_NOTE = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]\n\{[^}\n]*\}\s+# note: the value you produce must adhere "
+                          r"to the JSON schema: (?P<schema>\{.*\})$", re.M)
+_OBJECTIVE = "In adhering to this structure, your objective is:"
+_RESPOND = "Respond with the corresponding output fields"
+_RESPOND_JSON = "Respond with a JSON object"
+
+
+@dataclass(frozen=True)
+class OutField:
+    name: str
+    type: str  # as the adapter printed it: "str", "list[str]", "Literal['a', 'b']", "Action", ...
+    schema: dict | None = None  # JSON schema for structured (pydantic) types
+
+    @property
+    def options(self) -> list[str] | None:
+        if self.type.startswith("Literal["):
+            return re.findall(r"'((?:[^'\\]|\\.)*)'", self.type) or re.findall(r'"([^"]*)"', self.type)
+        return None
+
+
+@dataclass
+class Prompt:
+    inputs_spec: list[OutField]
+    outputs: list[OutField]
+    instruction: str
+    inputs: dict[str, str]
+    demos: list[tuple[dict[str, str], dict[str, str]]] = field(default_factory=list)
+    json_mode: bool = False
+
+    def text_of(self, *names: str) -> str:
+        return "\n".join(self.inputs.get(n, "") for n in names)
+
+
+def _section(system: str, start: str, end: str) -> str:
+    i = system.find(start)
+    if i < 0:
+        return ""
+    j = system.find(end, i + len(start))
+    return system[i + len(start): j if j >= 0 else len(system)]
+
+
+def _fields(section: str) -> list[OutField]:
+    return [OutField(m["name"], m["type"].strip()) for m in _FIELD_LINE.finditer(section)]
+
+
+_SPLIT_CACHE: dict[str, dict[str, str]] = {}
+
+
+def split_markers(text: str) -> dict[str, str]:
+    """'[[ ## a ## ]]\\nx\\n\\n[[ ## b ## ]]\\ny' -> {'a': 'x', 'b': 'y'} (the completed marker dropped).
+
+    Demo turns repeat across calls, so results are memoised (callers must not mutate them)."""
+    hit = _SPLIT_CACHE.get(text)
+    if hit is not None:
+        return hit
+    if len(_SPLIT_CACHE) > 20_000:
+        _SPLIT_CACHE.clear()
+    out: dict[str, str] = {}
+    parts = _MARKER.split(text)
+    # parts = [before, name1, value1, name2, value2, ...]
+    for k in range(1, len(parts) - 1, 2):
+        name = parts[k].strip()
+        if name != "completed":
+            out[name] = parts[k + 1].strip()
+    _SPLIT_CACHE[text] = out
+    return out
+
+
+def _strip_respond(text: str) -> str:
+    for marker in (_RESPOND, _RESPOND_JSON):
+        i = text.rfind(marker)
+        if i >= 0:
+            return text[:i]
+    return text
+
+
+def _json_outputs(text: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+
+@lru_cache(maxsize=4096)
+def _system(system: str) -> tuple[tuple[OutField, ...], tuple[OutField, ...], str, bool]:
+    """(input fields, output fields, instruction, json mode) of a system prompt; memoised."""
+    inputs_spec = _fields(_section(system, "Your input fields are:", "Your output fields are:"))
+    out_section = _section(system, "Your output fields are:", "All interactions will be structured")
+    schemas = {m["name"].strip(): m["schema"] for m in _SCHEMA_NOTE.finditer(system)}
+    outputs = []
+    for f in _fields(out_section):
+        schema = None
+        if f.name in schemas:
+            try:
+                schema = json.loads(schemas[f.name])
+            except json.JSONDecodeError:
+                schema = None
+        outputs.append(OutField(f.name, f.type, schema))
+    i = system.find(_OBJECTIVE)
+    instruction = " ".join(system[i + len(_OBJECTIVE):].split()) if i >= 0 else ""
+    return tuple(inputs_spec), tuple(outputs), instruction, "Outputs will be a JSON object" in system
+
+
+def parse(system: str, messages: list[tuple[str, str]]) -> Prompt:
+    inputs_spec, outputs, instruction, json_mode = _system(system)
+    demos: list[tuple[dict[str, str], dict[str, str]]] = []
+    pending: dict[str, str] | None = None
+    last_user = ""
+    for role, text in messages:
+        if role == "user":
+            if pending is not None:
+                demos.append((pending, {}))
+            pending, last_user = split_markers(_strip_respond(text)), text
+        elif role == "assistant" and pending is not None:
+            demos.append((pending, _json_outputs(text) if json_mode else split_markers(text)))
+            pending = None
+    return Prompt(inputs_spec=list(inputs_spec), outputs=list(outputs), instruction=instruction,
+                  inputs=split_markers(_strip_respond(last_user)), demos=demos, json_mode=json_mode)
+
+
+def render(prompt: Prompt, values: dict[str, str]) -> str:
+    """The reply a well-behaved model would write for the adapter that sent `prompt`."""
+    if prompt.json_mode:
+        obj = {}
+        for f in prompt.outputs:
+            v = values.get(f.name, "")
+            if f.type != "str" and not f.options:
+                try:
+                    obj[f.name] = json.loads(v)
+                    continue
+                except (json.JSONDecodeError, TypeError):
+                    pass
+            obj[f.name] = v
+        return json.dumps(obj, indent=2)
+    blocks = [f"[[ ## {f.name} ## ]]\n{values.get(f.name, '')}" for f in prompt.outputs]
+    return "\n\n".join(blocks + ["[[ ## completed ## ]]"])

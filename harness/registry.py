@@ -1,0 +1,129 @@
+"""The registries: strategies, tasks and profiles, each a short declaration.
+
+Users add their own with ``HARNESS_PLUGINS=pkg.module[,other.module]``: a plugin module
+calls :func:`add_strategy` / :func:`add_task` at import. The runner and its child processes
+import the same plugins, so a plugin's entries run exactly like the built-in ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from harness.errors import HarnessError, unknown
+from harness.strategies.base import Strategy
+from harness.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    timeout_s: float  # default time limit of one run
+    eval_threads: int  # threads of dspy.Evaluate with the offline LM (a real LM uses `real_lm_threads`)
+    real_lm_threads: int = 8
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in [
+        Profile("quick", "the whole suite small enough for CI: ~20-30 examples per split, small budgets",
+                timeout_s=240, eval_threads=1),
+        Profile("standard", "each strategy's library defaults (MIPROv2 auto='light'), 200 train / 100 dev / "
+                "100 test examples", timeout_s=3600, eval_threads=1),
+    ]
+}
+
+_EXTRA_STRATEGIES: dict[str, Strategy] = {}
+_EXTRA_TASKS: dict[str, Task] = {}
+
+
+def add_strategy(strategy: Strategy) -> Strategy:
+    _EXTRA_STRATEGIES[strategy.name] = strategy
+    return strategy
+
+
+def add_task(task: Task) -> Task:
+    _EXTRA_TASKS[task.name] = task
+    return task
+
+
+@lru_cache(maxsize=1)
+def _load_plugins() -> tuple[str, ...]:
+    names = tuple(n.strip() for n in os.environ.get("HARNESS_PLUGINS", "").split(",") if n.strip())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise HarnessError(f"cannot import plugin {name!r} from HARNESS_PLUGINS: {exc}") from None
+    return names
+
+
+def strategies() -> dict[str, Strategy]:
+    from harness.strategies.prompt import STRATEGIES as prompt
+    try:  # TEMP-DEV: until weights.py lands
+        from harness.strategies.weights import STRATEGIES as weights
+    except ModuleNotFoundError:
+        weights = []
+
+    _load_plugins()
+    return {s.name: s for s in [*prompt, *weights, *_EXTRA_STRATEGIES.values()]}
+
+
+def tasks() -> dict[str, Task]:
+    from harness.tasks.registry import TASKS
+
+    _load_plugins()
+    return {t.name: t for t in [*TASKS, *_EXTRA_TASKS.values()]}
+
+
+def get_strategy(name: str) -> Strategy:
+    known = strategies()
+    if name not in known:
+        raise unknown("strategy", name, list(known), "Run `python -m harness list`.")
+    return known[name]
+
+
+def get_task(name: str) -> Task:
+    known = tasks()
+    if name not in known:
+        raise unknown("task", name, list(known), "Run `python -m harness list`.")
+    return known[name]
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise unknown("profile", name, list(PROFILES))
+    return PROFILES[name]
+
+
+def split_names(value: str | None) -> list[str] | None:
+    """'a,b, c' -> ['a', 'b', 'c']; empty -> None (meaning all)."""
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()] or None
+
+
+def plan(profile: str, strategy_names: list[str] | None = None, task_names: list[str] | None = None,
+         repeat: int = 1, include_hidden: bool = False) -> list[tuple[str, str, int]]:
+    """The (strategy, task, repeat) runs a bench does: every named strategy on every named task it runs on."""
+    get_profile(profile)
+    if repeat < 1:
+        raise HarnessError(f"REPEAT must be 1 or more, got {repeat}")
+    all_s, all_t = strategies(), tasks()
+    s_names = strategy_names or [n for n in all_s if include_hidden or not n.startswith("_")]
+    t_names = task_names or [n for n in all_t if include_hidden or not n.startswith("_")]
+    for n in s_names:
+        get_strategy(n)
+    for n in t_names:
+        get_task(n)
+    runs = [(s, t, r) for s in s_names for t in t_names if all_s[s].runs_on(t) for r in range(repeat)]
+    if not runs:
+        raise HarnessError(f"no runs: strategies {s_names} do not run on tasks {t_names}")
+    return runs
+
+
+def run_id(strategy: str, task: str, repeat: int = 0) -> str:
+    return f"{strategy}__{task}__r{repeat}"

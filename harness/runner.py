@@ -1,0 +1,293 @@
+"""Run one strategy on one task in a fresh process tree, measure it, and write its record.
+
+The child (``harness.child``) runs in its own session so the whole tree can be stopped. This
+process polls the tree (``TreeSampler``), enforces the time limit and the memory cap, and turns
+what the child reports and what the poller saw into one :class:`RunRecord`, written atomically.
+A run that raises, hangs or is killed still gets a record with its status and one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import machine
+from harness.files import atomic_write_text, ensure_writable
+from harness.measure import MB, TreeSampler, downsample
+from harness.record import (GPUFigures, LMUsage, Measurement, Phase, RunRecord, Sample, TrainingInfo, utcnow)
+from harness.registry import get_profile, get_strategy, get_task, run_id
+
+ROOT = Path(__file__).resolve().parent.parent
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+    "DSPY_NOTEBOOK": "0",
+}
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
+KILL_GRACE_S = 3.0
+CONTROL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+@dataclass
+class RunSpec:
+    strategy: str
+    task: str
+    profile: str
+    repeat: int = 0
+    lm: str | None = None  # None: the offline LM
+    api_base: str | None = None
+    price_as: str = "openai/gpt-4o-mini"
+    timeout_s: float | None = None  # None: the profile's default
+    max_rss_mb: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    score: bool = True
+
+    @property
+    def offline(self) -> bool:
+        return self.lm is None
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.strategy, self.task, self.repeat)
+
+
+def secret_values(env: dict[str, str] | None = None) -> list[str]:
+    """Values of environment variables that look like credentials (long enough to be one)."""
+    env = os.environ if env is None else env
+    return [v for k, v in env.items() if SECRET_NAME.search(k) and len(v) >= 8]
+
+
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    for value in sorted(secrets if secrets is not None else secret_values(), key=len, reverse=True):
+        text = text.replace(value, "[REDACTED]")
+    return text
+
+
+def child_env(spec: RunSpec, work_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not (spec.offline and SECRET_NAME.search(k))}
+    env.update(OFFLINE_ENV)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    # Caches and configs a library writes land in the run's work folder: counted, then removed.
+    for var, sub in (("DSPY_CACHEDIR", "dspy_cache"), ("MPLCONFIGDIR", "mpl"), ("HOME", "home")):
+        env[var] = str(work_dir / sub)
+    return env
+
+
+def _kill_tree(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1][:400] if lines else "no output"
+
+
+def _wait(proc, spec: RunSpec, timeout: float, t0: float, run_dir: Path,
+          progress: Callable[[str], None] | None, beat_every_s: float) -> bool:
+    """Wait for the child; stop its tree at the time limit. Returns True if it timed out."""
+    next_beat = t0 + beat_every_s
+    while True:
+        try:
+            proc.wait(timeout=0.2)
+            return False
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.perf_counter()
+        if now - t0 > timeout:
+            _kill_tree(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc.pid, signal.SIGKILL)
+                proc.wait()
+            return True
+        if progress and now >= next_beat:
+            next_beat = now + beat_every_s
+            beat = _read_json(run_dir / "progress.json") or {}
+            usage = beat.get("usage", {})
+            progress(f"{spec.run_id}: {beat.get('phase', 'starting')}, {now - t0:.0f}s, "
+                     f"{usage.get('lm_calls', 0):,} LM calls, "
+                     f"{usage.get('input_tokens', 0) + usage.get('output_tokens', 0):,} tokens")
+
+
+def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = None,
+            beat_every_s: float = 5.0) -> RunRecord:
+    """Run `spec` in a child process tree; write OUT/runs/<run_id>.json and OUT/logs/<run_id>.log."""
+    strategy, task, profile = get_strategy(spec.strategy), get_task(spec.task), get_profile(spec.profile)
+    if not strategy.runs_on(task.name):
+        raise ValueError(f"{strategy.name} does not run on task {task.name}")
+    timeout = spec.timeout_s or profile.timeout_s
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    # Control files (spec, heartbeat, result) live on tmpfs where there is one, so that they do not
+    # count as the run's disk writes; the strategy's own files go to a work folder on real disk.
+    run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.run_id}-", dir=CONTROL_DIR))
+    work_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}-", dir=ensure_writable(out / ".work")))
+    child_spec = {**asdict(spec), "offline": spec.offline, "work_dir": str(work_dir),
+                  "eval_threads": profile.eval_threads if spec.offline else profile.real_lm_threads}
+    (run_dir / "spec.json").write_text(json.dumps(child_spec))
+    log_path = run_dir / "child.log"
+    started = utcnow()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    state: dict[str, Any] = {"oom": None}
+
+    with open(log_path, "wb") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "harness.child", str(run_dir)], cwd=work_dir,
+                                env=child_env(spec, work_dir), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+        def on_cap(rss_mb: float) -> None:
+            state["oom"] = rss_mb
+            _kill_tree(proc.pid, signal.SIGKILL)
+
+        sampler = TreeSampler(proc.pid, max_rss_mb=spec.max_rss_mb, on_cap=on_cap).start()
+        try:
+            timed_out = _wait(proc, spec, timeout, t0, run_dir, progress, beat_every_s)
+        except BaseException:  # Ctrl-C or any failure here: leave no process behind, keep nothing half-done
+            _kill_tree(proc.pid, signal.SIGKILL)
+            proc.wait()
+            sampler.stop()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(work_dir, ignore_errors=True)
+            raise
+        wall = time.perf_counter() - t0
+        _kill_tree(proc.pid, signal.SIGKILL)  # leave no descendant behind
+        fig = sampler.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    result = _read_json(run_dir / "result.json")
+    beat = _read_json(run_dir / "progress.json") or {}
+    rc = proc.returncode
+    if state["oom"] is not None:
+        status = "oom"
+        error = (f"memory cap exceeded: process tree RSS {state['oom']:.0f} MiB > --max-rss {spec.max_rss_mb:.0f} MiB "
+                 f"(phase {beat.get('phase', 'setup')})")
+    elif timed_out:
+        status, error = "timeout", f"time limit of {timeout:.0f}s exceeded (phase {beat.get('phase', 'setup')})"
+    elif result is not None and result.get("error"):
+        status, error = "failed", result["error"]
+    elif rc is not None and rc < 0:
+        status, error = "killed", f"killed by signal {signal.Signals(-rc).name} (phase {beat.get('phase', 'setup')})"
+    elif rc != 0 or result is None:
+        status, error = "failed", f"child exited with status {rc}: {_last_line(log_path)}"
+    else:
+        status, error = "ok", None
+
+    record = _record(spec, timeout, status, error, started, wall, before, after, fig, result, beat, proc.pid)
+    secrets = secret_values()
+    text = scrub(record.model_dump_json(indent=1), secrets)
+    atomic_write_text(out / "runs" / f"{spec.run_id}.json", text + "\n")
+    try:
+        log_text = scrub(log_path.read_text(errors="replace"), secrets)
+    except OSError:
+        log_text = ""
+    atomic_write_text(out / "logs" / f"{spec.run_id}.log", log_text)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return record
+
+
+def _record(spec: RunSpec, timeout: float, status: str, error: str | None, started, wall: float, before, after,
+            fig, result: dict | None, beat: dict, root_pid: int) -> RunRecord:
+    res = result or {}
+    counters = res.get("counters") or {}
+    descendants = fig.descendants(root_pid)
+    root = fig.procs.get(root_pid)
+
+    # CPU: the kernel's account of the child and every descendant it waited for, as seen by this
+    # process; descendants nobody waited for are added from the poller's last reading.
+    cpu_rusage = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    cpu_poller = sum(p.cpu_s for p in fig.procs.values())
+    cpu = max(cpu_rusage, cpu_poller)
+    cpu_method = ("getrusage(RUSAGE_CHILDREN) delta in the runner (child + descendants it waited for)"
+                  + ("; poller's per-process sum was larger (descendants not waited for)" if cpu_poller > cpu_rusage
+                     else ""))
+
+    # Peak RSS: the child's own kernel high-water mark, read inside it at its end (exact). With
+    # descendants, add theirs (VmHWM read by the poller while they lived, or the largest waited-for
+    # one from RUSAGE_CHILDREN): an upper bound, since their peaks need not coincide.
+    own_hwm = counters.get("hwm_mb")
+    method = "VmHWM of the run's process, read inside it at its end (kernel high-water mark)"
+    if own_hwm is None:
+        method = "VmHWM of the run's process, last read by the poller before it ended (run did not report)"
+    elif root and root.hwm_mb > own_hwm:
+        method += ", or the poller's later reading (interpreter shutdown after the report)"
+    own_hwm = max(own_hwm or 0.0, root.hwm_mb if root else 0.0)
+    desc_hwm = max(sum(p.hwm_mb for p in descendants), counters.get("children_maxrss_mb") or 0.0)
+    hwm_sum = own_hwm + desc_hwm
+    peak = own_hwm
+    if desc_hwm > 0:
+        peak = hwm_sum
+        method += f"; plus {len(descendants) or 1} descendant(s)' VmHWM (sum: an upper bound for the tree)"
+
+    # Disk: bytes the tree caused to be written to storage (/proc/<pid>/io write_bytes).
+    own_wb = counters.get("write_bytes")
+    if own_wb is None:
+        own_wb = root.write_bytes if root else 0
+    desc_wb = max(sum(p.write_bytes for p in descendants), counters.get("children_oublock_bytes") or 0)
+    disk = (own_wb or 0) + desc_wb
+    disk_method = "/proc/<pid>/io write_bytes of the run's process (read inside it) plus its descendants' (poller)"
+
+    cpu_total = cpu if cpu > 0 else None
+    overhead = round(100.0 * fig.sampler_cpu_s / cpu_total, 3) if cpu_total else None
+    samples = [Sample(t=t, rss_mb=r, cpu_pct=c, gpu_mb=g) for t, r, c, g in downsample(fig.samples)]
+
+    usage = LMUsage(**res["usage"]) if res.get("usage") else (LMUsage(**beat["usage"]) if beat.get("usage") else None)
+    phases = [Phase(**{**p, "usage": LMUsage(**(p.get("usage") or {}))}) for p in
+              (res.get("phases") or beat.get("phases") or [])]
+    gpu = GPUFigures(device_peak_mb=fig.gpu_device_peak_mb, process_peak_mb=fig.gpu_process_peak_mb,
+                     torch_peak_allocated_mb=res.get("torch_peak_allocated_mb"),
+                     torch_peak_reserved_mb=res.get("torch_peak_reserved_mb"))
+    gpu_peak = gpu.process_peak_mb if gpu.process_peak_mb is not None else gpu.device_peak_mb
+    training = TrainingInfo(**res["training"]) if res.get("training") else None
+    extra = dict(res.get("extra") or {})
+    if res.get("network_attempts"):
+        extra["network_attempts"] = res["network_attempts"]
+    return RunRecord(
+        run_id=spec.run_id, strategy=spec.strategy, task=spec.task, profile=spec.profile, repeat=spec.repeat,
+        status=status, error=error, workaround=res.get("workaround"), started_at=started, finished_at=utcnow(),
+        timeout_s=timeout, max_rss_mb=spec.max_rss_mb,
+        wall_s=round(wall, 4), cpu_s=round(cpu, 4), peak_rss_mb=round(peak, 2), setup_rss_mb=res.get("setup_rss_mb"),
+        gpu_peak_mb=None if gpu_peak is None else round(gpu_peak, 1), gpu=gpu,
+        disk_written_mb=round(disk / MB, 4),
+        lm=spec.lm or "offline/simulated", lm_kind="offline" if spec.offline else "real",
+        priced_as=spec.price_as, lm_calls=usage.lm_calls if usage else None,
+        input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
+        api_cost_usd=usage.api_cost_usd if usage else None, lm_engine_s=res.get("lm_engine_s"),
+        score_before=res.get("score_before"), score_after=res.get("score_after"), metric=res.get("metric"),
+        n_train=res.get("n_train"), n_dev=res.get("n_dev"), n_test=res.get("n_test"),
+        phases=phases, training=training, extra=extra,
+        measurement=Measurement(
+            peak_rss_method=method, hwm_tree_sum_mb=round(hwm_sum, 2),
+            sampled_peak_rss_mb=round(fig.sampled_peak_rss_mb, 2), processes_seen=len(fig.procs),
+            sample_interval_s=fig.interval_s, samples=len(fig.samples), sampler_cpu_s=round(fig.sampler_cpu_s, 4),
+            sampler_overhead_pct=overhead, cpu_method=cpu_method, disk_method=disk_method,
+            gpu_method=fig.gpu_method, timeline=samples),
+        machine=machine.describe_machine(), software=machine.describe_software(), git=machine.describe_git(),
+    )

@@ -1,0 +1,62 @@
+"""What a strategy entry is, and what it is given when it runs.
+
+A strategy is a short declaration: how to build and compile one DSPy optimizer for a
+profile. The child process (``harness.child``) builds the task's program, scores it,
+calls ``Strategy.compile(ctx, program)``, then scores what comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dspy
+
+    from harness.record import TrainingInfo
+    from harness.tasks import Task
+
+Kind = Literal["prompt", "weights", "both"]
+
+
+@dataclass
+class RunContext:
+    """Everything a strategy's compile step may use. Built fresh in the run's own process."""
+
+    task: "Task"
+    profile: str  # "quick" or "standard"
+    trainset: list  # list[dspy.Example], inputs set
+    devset: list
+    lm: "dspy.LM"  # the run's LM: the task LM, and the teacher for weight strategies
+    workdir: Path  # scratch folder of this run (checkpoints go here; its bytes are measured)
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. {"student": "tiny", "mode": "full"}
+    seed: int = 0
+    # Filled by the strategy while it runs:
+    extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific figures -> record.extra
+    workarounds: list[str] = field(default_factory=list)  # -> record.workaround
+    training: "TrainingInfo | None" = None  # -> record.training
+    eval_lm: "dspy.LM | None" = None  # LM the program is scored with, if not `lm` (weight strategies: the student)
+
+    @property
+    def quick(self) -> bool:
+        return self.profile == "quick"
+
+    def workaround(self, text: str) -> None:
+        """Record a workaround for a DSPy defect (one line, with DSPy's own error)."""
+        self.workarounds.append(" ".join(text.split()))
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    kind: Kind
+    summary: str  # one line for `harness list`
+    compile: Callable[[RunContext, "dspy.Module"], "dspy.Module"]
+    tasks: tuple[str, ...] | None = None  # tasks it runs on; None: every task
+    needs: tuple[str, ...] = ()  # importable modules it needs beyond dspy (checked before running)
+    inference_heavy: bool = False  # its cost moves from compile time to inference (KNNFewShot, Ensemble)
+    prepare: Callable[[RunContext, "dspy.Module"], "dspy.Module"] | None = None  # e.g. set the student LM
+
+    def runs_on(self, task: str) -> bool:
+        return self.tasks is None or task in self.tasks

