@@ -112,9 +112,11 @@ class Child:
         lm = build_lm(spec, task)
         dspy.configure(lm=lm)
         workdir = Path(spec["work_dir"])
-        ctx = RunContext(task=task, profile=spec["profile"], trainset=task.examples("train", spec["profile"]),
-                         devset=task.examples("dev", spec["profile"]), lm=lm, workdir=workdir,
-                         options=spec.get("options", {}), seed=spec.get("seed", 0))
+        options = spec.get("options", {})
+        ctx = RunContext(task=task, profile=spec["profile"], lm=lm, workdir=workdir, options=options,
+                         trainset=task.examples("train", spec["profile"], options.get("n_train")),
+                         devset=task.examples("dev", spec["profile"], options.get("n_dev")),
+                         seed=spec.get("seed", 0))
         testset = task.examples("test", spec["profile"])
         self.result.update(n_train=len(ctx.trainset), n_dev=len(ctx.devset), n_test=len(testset),
                            metric=task.metric_name, lm_usage_start=COUNTER.usage().model_dump())

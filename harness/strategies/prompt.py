@@ -59,7 +59,8 @@ def signature_optimizer(ctx: RunContext, program):
     """SignatureOptimizer's constructor is broken in dspy 3.4.1: it passes 7 positional arguments to
     COPRO.__init__, which takes 6 (signature_opt.py:49). Workaround, only when the constructor fails:
     build the object without its own __init__ and run COPRO's with the same values by keyword."""
-    from dspy.teleprompt import COPRO, SignatureOptimizer
+    from dspy.teleprompt import COPRO
+    from dspy.teleprompt.signature_opt import SignatureOptimizer
 
     size = {"breadth": 4, "depth": 2} if ctx.quick else {"breadth": 10, "depth": 3}
     try:

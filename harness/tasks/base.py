@@ -38,11 +38,11 @@ class Task:
             raise ValueError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
         return read_jsonl(DATA_DIR / self.name / f"{split}.jsonl")
 
-    def examples(self, split: str, profile: str) -> list:
-        """The first `sizes[profile][split]` rows of a split as dspy.Examples (inputs set)."""
+    def examples(self, split: str, profile: str, n: int | None = None) -> list:
+        """The first `n` (default `sizes[profile][split]`) rows of a split as dspy.Examples (inputs set)."""
         import dspy
 
-        n = self.sizes[profile][split]
+        n = n or self.sizes[profile][split]
         rows = self.rows(split)
         if len(rows) < n:
             raise ValueError(f"task {self.name}: split {split} has {len(rows)} rows, profile {profile} needs {n}")
