@@ -45,10 +45,12 @@ claims: $(STAMP)
 
 check: $(STAMP)
 	$(PY) -m harness bench --profile quick --out results/check
-	$(PY) -m harness check --baseline results/baseline/report.json --current results/check/report.json
+	$(PY) -m harness check --baseline results/baseline --current results/check $(if $(THRESHOLDS),--thresholds $(THRESHOLDS))
 
 baseline: $(STAMP)
-	$(PY) -m harness bench --profile quick --repeat 3 --out results/baseline
+	rm -rf results/baseline.new
+	$(PY) -m harness bench --profile quick --repeat 3 --out results/baseline.new
+	rm -rf results/baseline && mv results/baseline.new results/baseline
 
 list: $(STAMP)
 	$(PY) -m harness list

@@ -7,6 +7,7 @@ import pytest
 from harness import registry
 from harness.bench import Bench
 from harness.bench_pytest import config_from_env
+from harness.runner import STOP
 
 
 def pytest_generate_tests(metafunc):
@@ -20,3 +21,10 @@ def pytest_generate_tests(metafunc):
 def bench():
     with Bench(config_from_env()) as b:
         yield b
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After Ctrl-C/SIGTERM (handled as a flag, see harness.bench_pytest), stop after the current run so
+    that the report and pytest-benchmark's JSON are still written."""
+    if STOP.is_set():
+        item.session.shouldstop = "interrupted by the user"

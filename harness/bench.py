@@ -8,6 +8,7 @@ record already written and runs only the missing ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import machine, registry
-from harness.errors import HarnessError
+from harness.aggregate import build_aggregates
+from harness.errors import HarnessError, Interrupted
 from harness.files import OutLock, atomic_write_json, atomic_write_text
 from harness.record import Calibration, Report, RunRecord, SchemaError, load_record, utcnow
-from harness.runner import RunSpec, run_one, scrub
+from harness.runner import STOP, RunSpec, clean_stale, run_one, scrub
 
 NOTES_OFFLINE = [
     "LM: the embedded offline LM (offline/simulated), served through dspy.LM with a custom engine. "
@@ -38,12 +40,13 @@ class BenchConfig:
     tasks: list[str] | None = None
     lm: str | None = None
     api_base: str | None = None
-    price_as: str = "openai/gpt-4o-mini"
+    price_as: str | None = None
     repeat: int = 1
     resume: bool = False
     timeout_s: float | None = None
     max_rss_mb: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    locked: bool = False  # the caller already holds OUT's lock (harness.bench_pytest does)
 
     def asked(self) -> dict[str, Any]:
         """What identifies a bench for RESUME: the same question must be asked again."""
@@ -60,7 +63,7 @@ class Bench:
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)
-        self.lock = OutLock(self.out)
+        self.lock = OutLock(self.out) if not cfg.locked else contextlib.nullcontext()
         self.t0 = time.perf_counter()
         self.calibration: Calibration | None = None
         self.done = 0
@@ -83,6 +86,7 @@ class Bench:
             self.lock.__exit__(*exc)
 
     def _prepare(self) -> None:
+        clean_stale(self.out)
         state_path = self.out / "bench.json"
         ids = [registry.run_id(*r) for r in self.runs]
         if self.cfg.resume and state_path.exists():
@@ -145,6 +149,8 @@ class Bench:
         rid = registry.run_id(strategy, task, repeat)
         if self.cfg.resume and self.record_path(rid).exists():
             return load_record(self.record_path(rid))
+        if STOP.is_set():
+            raise Interrupted()
         n = len(self.expected)
         self.done += 1
         say(f"[{self.done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...")
@@ -165,11 +171,12 @@ class Bench:
             notes.insert(0, f"INCOMPLETE: {len(missing)} of {len(self.expected)} runs have no record: "
                             + ", ".join(missing))
         return Report(created_at=utcnow(), profile=self.cfg.profile, lm=self.cfg.lm or "offline/simulated",
-                      priced_as=self.cfg.price_as, machine=machine.describe_machine(),
+                      priced_as=self.cfg.price_as or ("openai/gpt-4o-mini" if self.cfg.lm is None else None),
+                      machine=machine.describe_machine(),
                       software=machine.describe_software(), git=machine.describe_git(),
                       calibration=self.calibration, bench_wall_s=round(time.perf_counter() - self.t0, 2),
                       expected_runs=self.expected, missing_runs=missing, complete=not missing, runs=runs,
-                      notes=notes)
+                      aggregates=build_aggregates(runs), notes=notes)
 
     def write_report(self) -> Report:
         from harness.report import write_outputs

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 from harness import registry
 from harness.bench import BenchConfig, say
-from harness.files import atomic_write_text, ensure_writable
-from harness.runner import scrub
+from harness.errors import Interrupted
+from harness.files import OutLock, atomic_write_text, ensure_writable
+from harness.runner import STOP, scrub
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "HARNESS_BENCH_CONFIG"
@@ -34,25 +36,45 @@ def config_from_env() -> BenchConfig:
                        resume=os.environ.get("RESUME", "") not in ("", "0"))
 
 
+def check_lm(lm: str | None, price_as: str | None) -> None:
+    """Refuse an unroutable LM or an unpriced --price-as in one line, before any run starts."""
+    if lm is not None:
+        from harness.lm.real import check_model_string
+
+        check_model_string(lm, price_as)
+    elif price_as:
+        from harness.lm.pricing import price_of
+
+        price_of(price_as)
+
+
 def run_pytest(cfg: BenchConfig) -> int:
     import pytest
 
     registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)  # bad names fail here, in one line
-    if cfg.lm is not None:
-        from harness.lm.real import check_model_string
-
-        check_model_string(cfg.lm)
+    check_lm(cfg.lm, cfg.price_as)
     out = ensure_writable(cfg.out.resolve())
-    cfg.out = out
+    with OutLock(out):  # refused here, in one line, if another bench holds OUT
+        return _run_locked(cfg, out, pytest)
+
+
+def _run_locked(cfg: BenchConfig, out: Path, pytest) -> int:
     tmp = out / ".benchmark.json.tmp"
     data = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
-    os.environ[ENV] = json.dumps(data)
-    code = pytest.main([str(ROOT / "benchmarks"), "-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                        f"--benchmark-json={tmp}", "--benchmark-columns=mean", "--benchmark-sort=name",
-                        "--benchmark-name=short", "-W", "ignore::DeprecationWarning"])
+    os.environ[ENV] = json.dumps({**data, "out": str(out), "locked": True})
+    handlers = {sig: signal.signal(sig, lambda *_: STOP.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = pytest.main([str(ROOT / "benchmarks"), "-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+                            f"--benchmark-json={tmp}", "--benchmark-columns=mean", "--benchmark-sort=name",
+                            "--benchmark-name=short", "-W", "ignore::DeprecationWarning"])
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     if tmp.exists():
         atomic_write_text(out / "benchmark.json", scrub(tmp.read_text()))
         tmp.unlink()
+    if STOP.is_set():
+        raise Interrupted()
     if code == 0:
         say(f"bench done: {out / 'report.md'}")
     return int(code)

@@ -150,6 +150,7 @@ class Child:
             self.result["training"] = ctx.training.model_dump() if ctx.training is not None else None
         totals = COUNTER.totals()
         self.result["usage"] = COUNTER.usage().model_dump()
+        self.result["priced_as"] = COUNTER.price.model if COUNTER.price else None
         self.result["lm_engine_s"] = round(totals.engine_s, 4) if self.spec.get("offline", True) else None
         self.result["counters"] = self_counters()
         alloc, reserved = torch_cuda_peaks()
@@ -177,10 +178,14 @@ def build_lm(spec: dict[str, Any], task):
     if spec.get("offline", True):
         from harness.lm.offline import make_offline_lm
 
-        return make_offline_lm(task.oracle() if task.oracle else None, price_as=spec["price_as"])
+        return make_offline_lm(task.oracle() if task.oracle else None,
+                               price_as=spec.get("price_as") or DEFAULT_PRICE_MODEL)
     from harness.lm.real import make_real_lm
 
     return make_real_lm(spec["lm"], api_base=spec.get("api_base"), price_as=spec.get("price_as"))
+
+
+DEFAULT_PRICE_MODEL = "openai/gpt-4o-mini"
 
 
 def _jsonable(value: Any) -> Any:

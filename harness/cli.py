@@ -30,9 +30,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="a real LM as dspy.LM takes it (provider/model); default: the embedded offline LM")
     g.add_argument("--api-base", default=os.environ.get("API_BASE") or None,
                    help="base URL of an OpenAI-compatible server for --lm")
-    g.add_argument("--price-as", default=os.environ.get("PRICE_AS") or "openai/gpt-4o-mini",
-                   help="model whose price (DSPy's bundled table) and tokenizer price the offline LM's tokens "
-                        "(default openai/gpt-4o-mini)")
+    g.add_argument("--price-as", default=os.environ.get("PRICE_AS") or None,
+                   help="model whose price (DSPy's bundled table) and tokenizer price the tokens (default: "
+                        "openai/gpt-4o-mini for the offline LM, the model itself for --lm)")
     g.add_argument("--timeout", type=float, default=None, help="time limit per run, seconds (default: per profile)")
     g.add_argument("--max-rss", type=float, default=None, metavar="MB",
                    help="memory cap on each run's process tree, MiB; a run over it ends as 'oom'")
@@ -82,13 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("md", "json"), default="md")
 
     p = sub.add_parser("compare", help="compare reports side by side (machines, versions)")
-    p.add_argument("reports", nargs="+", help="two or more report.json files")
+    p.add_argument("reports", nargs="+", help="two or more report.json files or bench folders")
     p.add_argument("--format", choices=("md", "csv", "json"), default="md")
 
     p = sub.add_parser("check", help="exit 1 if a resource cost regressed beyond its threshold")
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
-    p.add_argument("--thresholds", default=None, help="TOML thresholds file (default: the shipped one)")
+    p.add_argument("--thresholds", default=None,
+                   help="TOML thresholds, layered over the shipped harness/thresholds.toml (only the keys it changes)")
 
     p = sub.add_parser("memory", help="fine-tuning memory and speed as a function of model size (make bench-memory)")
     p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
@@ -119,6 +120,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import registry
     from harness.bench import summary_line
+    from harness.bench_pytest import check_lm
     from harness.files import ensure_writable
     from harness.runner import RunSpec, run_one
 
@@ -127,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry.get_task(args.task)
     if not strategy.runs_on(args.task):
         raise HarnessError(f"{args.strategy} runs only on tasks {', '.join(strategy.tasks or [])}")
+    check_lm(args.lm, args.price_as)
     out = ensure_writable(Path(args.out))
     spec = RunSpec(strategy=args.strategy, task=args.task, profile=args.profile, lm=args.lm, api_base=args.api_base,
                    price_as=args.price_as, timeout_s=args.timeout, max_rss_mb=args.max_rss, options=_options(args))

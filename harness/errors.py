@@ -13,6 +13,13 @@ class HarnessError(Exception):
         self.code = code
 
 
+class Interrupted(HarnessError):
+    """The user stopped the bench (Ctrl-C or SIGTERM); what was recorded is kept."""
+
+    def __init__(self, message: str = "interrupted by the user; run again with RESUME=1 to finish") -> None:
+        super().__init__(message, code=130)
+
+
 def unknown(kind: str, name: str, known: list[str], hint: str = "") -> HarnessError:
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     did = f"; did you mean {close[0]!r}?" if close else ""

@@ -57,10 +57,10 @@ def install() -> None:
         _check(self, address)
         return real_connect_ex(self, address)
 
-    def getaddrinfo(host, *args, **kwargs):
+    def getaddrinfo(host, port=None, *args, **kwargs):
         if not _is_loopback(host):
-            _refuse(f"resolve {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
+            _refuse(f"{host}:{port}" if port is not None else str(host))
+        return real_getaddrinfo(host, port, *args, **kwargs)
 
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
     socket.getaddrinfo = getaddrinfo

@@ -10,6 +10,7 @@ here" (for example GPU fields on a machine without an NVIDIA GPU), never zero.
 
 Versioning: ``SCHEMA_VERSION`` rises whenever a field changes meaning or is removed.
 ``load_report`` migrates older reports and refuses newer ones with a clear error.
+History: 1 -> 2 added ``Report.aggregates`` (repeats folded into median, min, max, n).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+REPORT_KIND = "dspy-resource-bench/report"
 
 Status = Literal["ok", "failed", "timeout", "killed", "oom"]
 
@@ -257,11 +259,31 @@ class Calibration(_Model):
     spread_pct: float = Field(description="(max - min) / median of the repeats, percent.")
 
 
+class MetricStat(_Model):
+    """One metric over the repeats of one strategy on one task (records with status ok only)."""
+
+    median: float = Field(description="Median over the repeats, in the metric's unit (see METRICS).")
+    min: float = Field(description="Smallest value over the repeats.")
+    max: float = Field(description="Largest value over the repeats.")
+    n: int = Field(description="Repeats that measured the metric.")
+
+
+class Aggregate(_Model):
+    """The repeats of one strategy on one task folded together; computed from `runs` (harness.aggregate)."""
+
+    strategy: str = Field(description="Strategy registry name.")
+    task: str = Field(description="Task registry name.")
+    statuses: dict[str, int] = Field(description='Records by status, e.g. {"ok": 3}.')
+    metrics: dict[str, MetricStat] = Field(
+        default_factory=dict, description="Per metric of METRICS, over records with status ok; absent if not measured."
+    )
+
+
 class Report(_Model):
     """Everything one bench produced: the records and the context they ran in."""
 
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this schema.")
-    kind: Literal["dspy-resource-bench/report"] = "dspy-resource-bench/report"
+    kind: Literal["dspy-resource-bench/report"] = REPORT_KIND
     created_at: datetime = Field(description="UTC time the report was written.")
     profile: str = Field(description="Profile of the bench.")
     lm: str = Field(description="LM of the bench.")
@@ -275,6 +297,9 @@ class Report(_Model):
     missing_runs: list[str] = Field(default_factory=list, description="Run ids without a record.")
     complete: bool = Field(True, description="False if any asked-for run has no record.")
     runs: list[RunRecord] = Field(default_factory=list)
+    aggregates: list[Aggregate] = Field(
+        default_factory=list, description="Per strategy and task, per metric: median, min, max and n of `runs`."
+    )
     notes: list[str] = Field(default_factory=list, description="What the figures are and are not.")
 
 
@@ -317,8 +342,8 @@ def utcnow() -> datetime:
 def _migrate(data: dict[str, Any], what: str) -> dict[str, Any]:
     """Bring an older document up to SCHEMA_VERSION; refuse a newer one."""
     version = data.get("schema_version")
-    if not isinstance(version, int):
-        raise SchemaError(f"{what} has no integer schema_version: not a dspy-resource-bench file")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SchemaError(f"{what} has no valid schema_version: not a dspy-resource-bench file")
     if version > SCHEMA_VERSION:
         raise SchemaError(
             f"{what} has schema_version {version}, newer than this harness reads ({SCHEMA_VERSION}): "
@@ -329,8 +354,20 @@ def _migrate(data: dict[str, Any], what: str) -> dict[str, Any]:
     return data
 
 
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """2 added Report.aggregates: compute them from the report's runs. A run record only changes its version."""
+    data = {**data, "schema_version": 2}
+    if data.get("kind") == REPORT_KIND:
+        from harness.aggregate import build_aggregates  # aggregate imports this module
+
+        runs = data.get("runs")
+        runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+        data["aggregates"] = [a.model_dump() for a in build_aggregates(runs)]
+    return data
+
+
 # MIGRATIONS[v] turns a version-v document into a version-(v+1) one.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Any] = {1: _v1_to_v2}
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -339,8 +376,12 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError:
         raise SchemaError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise SchemaError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
         raise SchemaError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SchemaError(f"{what} {path} is not a text (JSON) file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -359,10 +400,11 @@ def _first_error(exc: ValidationError) -> str:
 def load_report(path: str | Path) -> Report:
     """Read a report, migrating older schema versions. Raises SchemaError with a one-line reason."""
     data = _read_json(Path(path), "report")
-    if data.get("kind") != Report.model_fields["kind"].default:
-        raise SchemaError(f"{path} is not a dspy-resource-bench report (no kind={Report.model_fields['kind'].default!r})")
+    if data.get("kind") != REPORT_KIND:
+        raise SchemaError(f"{path} is not a dspy-resource-bench report (no kind={REPORT_KIND!r})")
     data = _migrate(data, f"report {path}")
-    for run in data.get("runs", []):
+    runs = data.get("runs")
+    for run in runs if isinstance(runs, list) else []:
         if isinstance(run, dict) and isinstance(run.get("schema_version"), int):
             run.update(_migrate(run, f"run {run.get('run_id')} in {path}"))
     try:
@@ -383,7 +425,7 @@ def schema_markdown() -> str:
     """The record documented field by field (used by `python -m harness schema` and the docs)."""
     lines = [f"# Run record, schema_version {SCHEMA_VERSION}", ""]
     for model in (RunRecord, Measurement, Phase, LMUsage, GPUFigures, TrainingInfo, Sample, MachineInfo,
-                  GPUInfo, SoftwareInfo, GitInfo, Report, Calibration):
+                  GPUInfo, SoftwareInfo, GitInfo, Report, Aggregate, MetricStat, Calibration):
         lines += [f"## {model.__name__}", "", (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "",
                   "", "| field | type | meaning |", "|---|---|---|"]
         for name, field in model.model_fields.items():

@@ -17,14 +17,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from harness import machine
+from harness.errors import Interrupted
 from harness.files import atomic_write_text, ensure_writable
-from harness.measure import MB, TreeSampler, downsample
+from harness.measure import MB, TreeFigures, TreeSampler, downsample
 from harness.record import (GPUFigures, LMUsage, Measurement, Phase, RunRecord, Sample, TrainingInfo, utcnow)
 from harness.registry import get_profile, get_strategy, get_task, run_id
 
@@ -36,6 +38,7 @@ OFFLINE_ENV = {
 }
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
 KILL_GRACE_S = 3.0
+STOP = threading.Event()  # set by a Ctrl-C/SIGTERM handler of a bench: the run in progress is stopped
 CONTROL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
@@ -47,7 +50,7 @@ class RunSpec:
     repeat: int = 0
     lm: str | None = None  # None: the offline LM
     api_base: str | None = None
-    price_as: str = "openai/gpt-4o-mini"
+    price_as: str | None = None  # None: gpt-4o-mini for the offline LM, the model itself for a real one
     timeout_s: float | None = None  # None: the profile's default
     max_rss_mb: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +88,36 @@ def child_env(spec: RunSpec, work_dir: Path) -> dict[str, str]:
     return env
 
 
+def clean_stale(out: Path) -> list[str]:
+    """Remove what runs killed with their runner left behind: OUT/.work/* (call with OUT locked) and
+    control folders of runners that no longer exist."""
+    removed = []
+    work = Path(out) / ".work"
+    for path in work.iterdir() if work.is_dir() else []:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    control = Path(CONTROL_DIR or tempfile.gettempdir())
+    for path in control.glob("harness-*-*"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not psutil_pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
+def psutil_pid_exists(pid: int) -> bool:
+    import psutil
+
+    return psutil.pid_exists(pid)
+
+
+def missing_dependencies(strategy) -> list[str]:
+    """The modules a strategy declares in `needs` that cannot be imported here."""
+    import importlib.util
+
+    return [m for m in strategy.needs if importlib.util.find_spec(m) is None]
+
+
 def _kill_tree(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -117,6 +150,8 @@ def _wait(proc, spec: RunSpec, timeout: float, t0: float, run_dir: Path,
             return False
         except subprocess.TimeoutExpired:
             pass
+        if STOP.is_set():
+            raise Interrupted()
         now = time.perf_counter()
         if now - t0 > timeout:
             _kill_tree(proc.pid, signal.SIGTERM)
@@ -144,9 +179,17 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     timeout = spec.timeout_s or profile.timeout_s
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    missing = missing_dependencies(strategy)
+    if missing:  # nothing to run: a failed record that says what to install, and the bench goes on
+        error = (f"{strategy.name} needs the Python module(s) {', '.join(missing)}, which are not installed: "
+                 "run `make test` or `pip install -e .` to install the pinned stack")
+        record = _record(spec, timeout, "failed", error, utcnow(), 0.0, resource.getrusage(resource.RUSAGE_CHILDREN),
+                         resource.getrusage(resource.RUSAGE_CHILDREN), TreeFigures(), None, {}, -1)
+        atomic_write_text(out / "runs" / f"{spec.run_id}.json", record.model_dump_json(indent=1) + "\n")
+        return record
     # Control files (spec, heartbeat, result) live on tmpfs where there is one, so that they do not
     # count as the run's disk writes; the strategy's own files go to a work folder on real disk.
-    run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{spec.run_id}-", dir=CONTROL_DIR))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{os.getpid()}-{spec.run_id}-", dir=CONTROL_DIR))
     work_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}-", dir=ensure_writable(out / ".work")))
     child_spec = {**asdict(spec), "offline": spec.offline, "work_dir": str(work_dir),
                   "eval_threads": profile.eval_threads if spec.offline else profile.real_lm_threads}
@@ -202,6 +245,7 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     record = _record(spec, timeout, status, error, started, wall, before, after, fig, result, beat, proc.pid)
     secrets = secret_values()
     text = scrub(record.model_dump_json(indent=1), secrets)
+    record = RunRecord.model_validate_json(text)  # what is returned (and printed) is what was written
     atomic_write_text(out / "runs" / f"{spec.run_id}.json", text + "\n")
     try:
         log_text = scrub(log_path.read_text(errors="replace"), secrets)
@@ -277,7 +321,7 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
         gpu_peak_mb=None if gpu_peak is None else round(gpu_peak, 1), gpu=gpu,
         disk_written_mb=round(disk / MB, 4),
         lm=spec.lm or "offline/simulated", lm_kind="offline" if spec.offline else "real",
-        priced_as=spec.price_as, lm_calls=usage.lm_calls if usage else None,
+        priced_as=res.get("priced_as", spec.price_as), lm_calls=usage.lm_calls if usage else None,
         input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
         api_cost_usd=usage.api_cost_usd if usage else None, lm_engine_s=res.get("lm_engine_s"),
         score_before=res.get("score_before"), score_after=res.get("score_after"), metric=res.get("metric"),

@@ -214,7 +214,7 @@ class Generic:
         if f.options:
             return rand.choice(f.options)
         if t == "bool":
-            return rand.choice(("True", "False"))
+            return rand.choice(("true", "false"))
         if t == "int":
             return str(rand.between(0, 10))
         if t == "float":

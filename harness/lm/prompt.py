@@ -15,6 +15,8 @@ _FIELD_LINE = re.compile(r"^\d+\. `(?P<name>[^`]+)` \((?P<type>.*)\):", re.M)
 _MARKER = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]")
 _SCHEMA_NOTE = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]\n\{[^}\n]*\}\s+# note: the value you produce must adhere "
                           r"to the JSON schema: (?P<schema>\{.*\})$", re.M)
+_SCHEMA_IN_NOTE = re.compile(r"# note: the value you produce must adhere to the JSON schema: (?P<schema>\{.*\})$")
+_JSON_TEMPLATE = "Outputs will be a JSON object with the following fields."
 _OBJECTIVE = "In adhering to this structure, your objective is:"
 _RESPOND = "Respond with the corresponding output fields"
 _RESPOND_JSON = "Respond with a JSON object"
@@ -105,6 +107,7 @@ def _system(system: str) -> tuple[tuple[OutField, ...], tuple[OutField, ...], st
     inputs_spec = _fields(_section(system, "Your input fields are:", "Your output fields are:"))
     out_section = _section(system, "Your output fields are:", "All interactions will be structured")
     schemas = {m["name"].strip(): m["schema"] for m in _SCHEMA_NOTE.finditer(system)}
+    schemas.update(_json_mode_schemas(system))
     outputs = []
     for f in _fields(out_section):
         schema = None
@@ -116,7 +119,25 @@ def _system(system: str) -> tuple[tuple[OutField, ...], tuple[OutField, ...], st
         outputs.append(OutField(f.name, f.type, schema))
     i = system.find(_OBJECTIVE)
     instruction = " ".join(system[i + len(_OBJECTIVE):].split()) if i >= 0 else ""
-    return tuple(inputs_spec), tuple(outputs), instruction, "Outputs will be a JSON object" in system
+    return tuple(inputs_spec), tuple(outputs), instruction, _JSON_TEMPLATE in system
+
+
+def _json_mode_schemas(system: str) -> dict[str, str]:
+    """JSONAdapter puts each field's schema note inside a JSON template: read it back."""
+    i = system.find(_JSON_TEMPLATE)
+    if i < 0:
+        return {}
+    start = system.find("{", i)
+    try:
+        template, _ = json.JSONDecoder().raw_decode(system[start:])
+    except (json.JSONDecodeError, ValueError):
+        return {}
+    out = {}
+    for name, note in template.items() if isinstance(template, dict) else ():
+        m = _SCHEMA_IN_NOTE.search(str(note))
+        if m:
+            out[name] = m["schema"]
+    return out
 
 
 def parse(system: str, messages: list[tuple[str, str]]) -> Prompt:

@@ -12,12 +12,21 @@ from harness.errors import HarnessError
 from harness.lm.usage import COUNTER, UsageCounter, install_real_lm_counting
 
 
-def check_model_string(model: str) -> str:
-    """A one-line error for a model string dspy.LM could not route."""
+def check_model_string(model: str, price_as: str | None = None) -> str:
+    """A one-line error, before anything runs, for a model string dspy.LM could not route."""
     provider, _, name = model.partition("/")
     if not provider or not name:
         raise HarnessError(f"LM {model!r} must be 'provider/model', e.g. openai/gpt-4o-mini, or openai/<name> "
                            "with --api-base for a local OpenAI-compatible server")
+    import litellm
+
+    if provider not in litellm.provider_list:
+        raise HarnessError(f"unknown LM provider {provider!r} in {model!r}; use one litellm knows (openai, anthropic, "
+                           "ollama, hosted_vllm, ...), or openai/<name> with --api-base for a local server")
+    if price_as:
+        from harness.lm.pricing import price_of
+
+        price_of(price_as)
     return model
 
 
@@ -31,6 +40,8 @@ def make_real_lm(model: str, api_base: str | None = None, price_as: str | None =
     try:
         counter.price = price_of(price_as or model)
     except HarnessError:
+        if price_as:
+            raise  # the user asked for this price table entry: say it is missing
         counter.price = None  # a local or unknown model: tokens are counted, spend is left unpriced
     if api_base:
         kwargs["api_base"] = api_base

@@ -152,12 +152,36 @@ def random_search(ctx: RunContext, program):
     return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
 
 
+@contextlib.contextmanager
+def _seeded_optuna(ctx: RunContext):
+    """BootstrapFewShotWithOptuna creates its study with no seed (teleprompt_optuna.py:84), so two
+    identical runs pick different demos and spend different tokens (seen: 49,544 vs 50,174 tokens on
+    math, quick). Workaround, so that runs are comparable: a seeded TPE sampler during compile."""
+    import optuna
+
+    real = optuna.create_study
+
+    def create_study(*args, **kwargs):
+        kwargs.setdefault("sampler", optuna.samplers.TPESampler(seed=ctx.seed))
+        return real(*args, **kwargs)
+
+    ctx.workaround("BootstrapFewShotWithOptuna calls optuna.create_study without a seed "
+                   "(dspy/teleprompt/teleprompt_optuna.py:84), so identical runs differ in demos and tokens; "
+                   f"optuna.create_study given TPESampler(seed={ctx.seed}) during compile")
+    optuna.create_study = create_study
+    try:
+        yield
+    finally:
+        optuna.create_study = real
+
+
 def optuna(ctx: RunContext, program):
     from dspy.teleprompt import BootstrapFewShotWithOptuna
 
     size = {"num_candidate_programs": 3} if ctx.quick else {}  # library default 16
     opt = BootstrapFewShotWithOptuna(metric=ctx.task.metric, num_threads=1, **size)
-    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, max_demos=4)
+    with _seeded_optuna(ctx):
+        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, max_demos=4)
 
 
 def ensemble(ctx: RunContext, program):

@@ -29,6 +29,7 @@ class Task:
     make_program: Callable[[], Any]  # -> dspy.Module
     metric: Callable[..., float]  # (example, prediction, trace=None) -> float or bool
     sizes: dict[str, dict[str, int]]  # profile -> split -> examples used
+    data_name: str | None = None  # folder under DATA_DIR, if not `name` (plugins may reuse shipped data)
     oracle: Callable[[], Any] | None = None  # what the offline LM knows of the task (harness.lm.brain.Oracle)
     extra_files: tuple[str, ...] = ()  # other shipped files (e.g. the corpus)
     notes: dict[str, Any] = field(default_factory=dict)
@@ -36,7 +37,7 @@ class Task:
     def rows(self, split: str) -> tuple[dict[str, Any], ...]:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
-        return read_jsonl(DATA_DIR / self.name / f"{split}.jsonl")
+        return read_jsonl(DATA_DIR / (self.data_name or self.name) / f"{split}.jsonl")
 
     def examples(self, split: str, profile: str, n: int | None = None) -> list:
         """The first `n` (default `sizes[profile][split]`) rows of a split as dspy.Examples (inputs set)."""
