@@ -115,7 +115,8 @@ class Bench:
     def _archive_previous(self) -> None:
         """A new bench into a used OUT keeps the old results under OUT/archive/<time>/, never mixed."""
         old = [p for p in ("runs", "logs", "report.json", "report.md", "runs.csv", "plots", "benchmark.json",
-                           "bench.json", "machine.json", "claims.md") if (self.out / p).exists()]
+                           "bench.json", "machine.json", "claims.json", "finetune_memory.json", "scaling.json",
+                           "scaling") if (self.out / p).exists()]
         if not old:
             return
         dest = self.out / "archive" / utcnow().strftime("%Y%m%dT%H%M%SZ")

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness import scaling
 from harness.errors import HarnessError
 
 EPILOG = """\
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
 
     sub.add_parser("schema", help="print the run record's fields, documented")
+    scaling.add_parser(sub)
     return parser
 
 
@@ -196,7 +198,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
-            "compare": cmd_compare, "check": cmd_check, "memory": cmd_memory, "schema": cmd_schema}
+            "compare": cmd_compare, "check": cmd_check, "memory": cmd_memory, "schema": cmd_schema,
+            "scaling": scaling.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,10 +63,7 @@ def _load_plugins() -> tuple[str, ...]:
 
 def strategies() -> dict[str, Strategy]:
     from harness.strategies.prompt import STRATEGIES as prompt
-    try:  # TEMP-DEV: until weights.py lands
-        from harness.strategies.weights import STRATEGIES as weights
-    except ModuleNotFoundError:
-        weights = []
+    from harness.strategies.weights import STRATEGIES as weights
 
     _load_plugins()
     return {s.name: s for s in [*prompt, *weights, *_EXTRA_STRATEGIES.values()]}

@@ -1,0 +1,57 @@
+"""The verdicts as a Markdown table (what `python -m harness claims` prints and report.md opens with) or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from harness.claims.results import ClaimsResult
+
+MARK = {"holds": "holds", "contradicted": "**contradicted**", "untestable here": "_untestable here_"}
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def _runs(v) -> str:
+    if not v.run_ids:
+        return ""
+    if not v.key_runs and len(v.run_ids) > 3:
+        return f"{len(v.run_ids)} runs"
+    keys = v.key_runs or v.run_ids
+    shown = ", ".join(f"`{k}`" for k in keys[:3])
+    more = len(v.run_ids) - len(keys[:3])
+    return shown + (f" +{more} more" if more > 0 else "")
+
+
+def verdict_table(result: ClaimsResult) -> str:
+    """The table alone: one row per verdict."""
+    lines = ["| claim | the study says | verdict | figure behind it | basis | runs |", "|---|---|---|---|---|---|"]
+    for v in result.verdicts:
+        figure = v.figure if v.verdict != "untestable here" else f"reason: {v.reason}"
+        lines.append(f"| {_cell(v.claim)} `{v.claim_id}` | {_cell(v.study)} | {MARK[v.verdict]} | {_cell(figure)} | "
+                     f"{v.basis or ''} | {_runs(v)} |")
+    return "\n".join(lines)
+
+
+def summary_line(result: ClaimsResult) -> str:
+    c = result.counts()
+    r = result.report
+    return (f"{len(result.verdicts)} verdicts on {result.study.get('id', 'the study')} from a {r['profile']} report "
+            f"({r['ok_runs']} of {r['runs']} runs ok, LM {r['lm']}): {c['holds']} hold, {c['contradicted']} "
+            f"contradicted, {c['untestable here']} untestable here")
+
+
+def rules_block(result: ClaimsResult) -> list[str]:
+    return [f"- **{k.replace('_', ' ')}**: {' '.join(v.split())}" for k, v in result.rules.items()]
+
+
+def to_markdown(result: ClaimsResult, heading: str = "## Claims: verdicts") -> str:
+    lines = [heading, "", summary_line(result) + ".", "", verdict_table(result), "", "How to read the verdicts:", ""]
+    lines += rules_block(result)
+    lines += ["", "Rules and methods per verdict are in claims.json (`rule`, `method`, `data`)."]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(result: ClaimsResult) -> str:
+    return json.dumps(result.as_dict(), indent=1, default=str) + "\n"

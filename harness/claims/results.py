@@ -1,0 +1,135 @@
+"""Every claim judged, and the projection tables behind the verdicts, as one result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.claims import analytic, memory_data, projections, training_cost
+from harness.claims.checks import CHECKS, literature_agreement
+from harness.claims.evidence import Evidence, gather
+from harness.claims.spec import ClaimsFile, load_claims
+from harness.claims.verdict import VERDICTS, Verdict
+from harness.errors import HarnessError
+from harness.record import Report
+
+
+@dataclass
+class ClaimsResult:
+    verdicts: list[Verdict]
+    claims_file: str
+    study: dict[str, Any]
+    report: dict[str, Any]
+    rules: dict[str, str]
+    projections: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(1 for x in self.verdicts if x.verdict == v) for v in VERDICTS}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "dspy-resource-bench/claims", "version": 1, "study": self.study, "claims_file": self.claims_file,
+                "report": self.report, "counts": self.counts(), "rules": self.rules,
+                "verdicts": [v.as_dict() for v in self.verdicts], "projections": _clean(self.projections)}
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN -> None, tuples -> lists, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        try:
+            x = x.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
+
+
+def judge(ev: Evidence) -> list[Verdict]:
+    out = []
+    for claim in ev.claims.claims:
+        fn = CHECKS.get(claim.check)
+        if fn is None:
+            raise HarnessError(f"claims file: claim {claim.id!r} names an unknown check {claim.check!r}; "
+                               f"known: {', '.join(sorted(CHECKS))}")
+        for v in fn(claim, ev):
+            why = " ".join(str(claim.get("why", "")).split())
+            if why and why not in v.rule:
+                v.rule = f"{v.rule}. {why}" if v.rule else why
+            out.append(v)
+    return out
+
+
+def projection_tables(ev: Evidence) -> dict[str, Any]:
+    """The projections the verdicts rest on, each with its label and method."""
+    claims = ev.claims
+    table, notes = projections.prices(claims)
+    out: dict[str, Any] = {
+        "prices": {"label": "DSPy's bundled price table",
+                   "notes": [*notes, " ".join(str(claims.assumption("prices", "tokenizer_note", default="")).split())],
+                   "models": {m: {"input_usd_per_mtok": p.input_per_token * 1e6,
+                                  "output_usd_per_mtok": p.output_per_token * 1e6, "source": p.source}
+                              for m, p in table.items()}},
+        "latency": {"label": "assumed", "source": claims.assumption("latency", "source"),
+                    "concurrency": projections.concurrencies(claims),
+                    "models": {m: {"ttft_s": l.ttft_s, "output_tokens_per_s": l.output_tokens_per_s}
+                               for m, l in projections.latencies(claims).items()}},
+    }
+    pairs = ev.pairs("prompt")
+    if not pairs.empty:
+        runs = projections.run_projections(pairs, claims)
+        out["prompt_runs"] = {"label": "projected", "method": projections.PRICE_METHOD + "; " + projections.LATENCY_METHOD,
+                              "rows": runs.drop(columns=["run_ids"]).to_dict("records") if not runs.empty else []}
+    if ev.scaling is not None:
+        sizes = list(claims.assumption("scaling", "projection_train_sizes", default=[1000, 10000]))
+        scaled = projections.scaled_projections(ev.scaling, claims, sizes)
+        out["scaling"] = {"label": "projected", "method": projections.SCALING_METHOD, "file": ev.scaling.path,
+                          "fit_sizes": ev.scaling.sizes, "sizes": sizes,
+                          "fits": [f for f in ev.scaling.fits.values()],
+                          "rows": scaled.to_dict("records") if not scaled.empty else []}
+    cases, speed, gpu = training_cost.cases(claims, ev.memory)
+    out["training"] = {"label": "projected", "method": training_cost.method(claims, speed, gpu),
+                       "speed": {"mfu": speed.mfu, "basis": speed.basis, "source": speed.source},
+                       "gpu": {"name": gpu.name, "tflops": gpu.tflops, "memory_gb": gpu.memory_gb,
+                               "usd_per_hour": list(gpu.usd_per_hour)},
+                       "workloads": claims.assumptions.get("workloads", []),
+                       "rows": [c.as_dict() for c in cases]}
+    cfg = training_cost.finetune_config(claims)
+    sizes = list(claims.assumption("finetune", "sizes", default=list(analytic.ARCHS)))
+    out["analytic_memory"] = {"label": "projected (analytic)", "config": cfg.describe(),
+                              "assumptions": analytic.ASSUMPTIONS,
+                              "architectures": {s: {"source": analytic.ARCHS[s].source,
+                                                    "params": analytic.ARCHS[s].params()} for s in sizes},
+                              "rows": [e.as_dict() for e in analytic.table(sizes, ["full", "lora", "qlora"], cfg)]}
+    out["literature"] = {"label": "published figures vs analytic", "rows": literature_agreement(ev)}
+    if ev.memory is not None:
+        out["memory_agreement"] = {
+            "label": "measured vs analytic", "file": ev.memory.path, "method": ev.memory.method,
+            "entries": [{**a.__dict__, "ratio": a.ratio} for a in memory_data.agreement(ev.memory)],
+            "slopes": memory_data.slope_agreement(ev.memory)}
+    return out
+
+
+def evaluate(report: Report, out: str | Path | None = None, claims: ClaimsFile | str | Path | None = None,
+             with_projections: bool = True) -> ClaimsResult:
+    """Judge every claim of the claims file against `report` (and the files beside it in `out`)."""
+    cf = claims if isinstance(claims, ClaimsFile) else load_claims(claims)
+    return result_of(gather(report, cf, out), with_projections)
+
+
+def result_of(ev: Evidence, with_projections: bool = True) -> ClaimsResult:
+    """The verdicts and projection tables from gathered evidence."""
+    report, cf = ev.report, ev.claims
+    verdicts = judge(ev)
+    summary = {"profile": report.profile, "lm": report.lm, "priced_as": report.priced_as,
+               "created_at": report.created_at.isoformat(), "runs": len(report.runs),
+               "ok_runs": sum(r.status == "ok" for r in report.runs), "machine_id": report.machine.machine_id,
+               "has_gpu": bool(report.machine.gpus), "finetune_memory": ev.memory.path if ev.memory else None,
+               "scaling": ev.scaling.path if ev.scaling else None}
+    return ClaimsResult(verdicts=verdicts, claims_file=cf.path, study=cf.study, report=summary, rules=cf.rules,
+                        projections=projection_tables(ev) if with_projections else {})

@@ -1,0 +1,110 @@
+"""Turning a Report into the files a reader uses, beside OUT/report.json.
+
+``write_outputs(report, out)`` (the end of every bench, and ``make report``) writes ``runs.csv`` (one tidy row
+per run), ``claims.json`` (every claim's verdict, rule, method and figures, and the projection tables),
+``report.md`` (the verdict table first) and PNG plots in ``plots/``. ``rebuild(out)`` reloads ``report.json``,
+takes in the records under ``runs/`` and writes everything again.
+
+Modules: ``tables`` (pandas frames), ``markdown`` (report.md), ``plots`` (matplotlib, Agg).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.files import atomic_write_text
+from harness.record import Report, RunRecord, SchemaError, load_record, load_report, utcnow
+
+__all__ = ["write_outputs", "rebuild", "runs_frame"]
+
+
+def runs_frame(report: Report):
+    from harness.report.tables import runs_frame as frame
+
+    return frame(report)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def write_outputs(report: Report, out: Path) -> None:
+    """runs.csv, claims.json, plots/*.png and report.md beside report.json. A failure in the claims or a plot
+    is written into report.md; it never costs the other files."""
+    from harness.claims.evidence import gather
+    from harness.claims.render import to_json
+    from harness.claims.results import result_of
+    from harness.claims.spec import load_claims
+    from harness.report import markdown, plots, tables
+
+    out = Path(out)
+    atomic_write_text(out / "runs.csv", tables.runs_frame(report).to_csv(index=False))
+    ev = result = error = None
+    try:
+        ev = gather(report, load_claims(), out)
+        result = result_of(ev)
+        atomic_write_text(out / "claims.json", to_json(result))
+    except Exception as exc:  # noqa: BLE001 - reported in report.md, and the bench's report still gets written
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        _say(f"warning: claims not judged: {error}")
+    written, failed = plots.write_plots(ev, out) if ev is not None else ([], [])
+    keep = {Path(p.file).name for p in written}
+    for old in (out / "plots").glob("*.png") if (out / "plots").is_dir() else []:
+        if old.name not in keep:  # a plot this report has no data for must not survive from an older one
+            old.unlink(missing_ok=True)
+    for line in failed:
+        _say(f"warning: plot not drawn: {line}")
+    atomic_write_text(out / "report.md", markdown.build(report, result, ev, written, failed, error))
+
+
+def _records(out: Path) -> list[RunRecord]:
+    folder = out / "runs"
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            records.append(load_record(path))
+        except SchemaError as exc:
+            _say(f"warning: skipping {path.name}: {exc}")
+    return records
+
+
+def _from_records(records: list[RunRecord]) -> Report:
+    from harness.bench import NOTES_OFFLINE
+
+    first = records[0]
+    offline = all(r.lm_kind == "offline" for r in records)
+    return Report(created_at=utcnow(), profile=first.profile, lm=first.lm, priced_as=first.priced_as,
+                  machine=first.machine, software=first.software, git=first.git,
+                  expected_runs=[r.run_id for r in records], runs=records,
+                  notes=list(NOTES_OFFLINE) if offline else [f"LM: {first.lm} (real)."])
+
+
+def rebuild(out: Path) -> Report:
+    """Reload OUT/report.json, take in OUT/runs/*.json if present, and rewrite every output file."""
+    from harness.runner import scrub
+
+    out = Path(out)
+    path = out / "report.json"
+    records = _records(out)
+    if path.exists():
+        report = load_report(path)
+        if records:
+            by_id = {r.run_id: r for r in report.runs} | {r.run_id: r for r in records}
+            expected = report.expected_runs or list(by_id)
+            ids = [*expected, *(i for i in by_id if i not in expected)]
+            missing = [i for i in expected if i not in by_id]
+            notes = [n for n in report.notes if not n.startswith("INCOMPLETE:")]
+            if missing:
+                notes.insert(0, f"INCOMPLETE: {len(missing)} of {len(expected)} runs have no record: " + ", ".join(missing))
+            report = report.model_copy(update={"runs": [by_id[i] for i in ids if i in by_id], "missing_runs": missing,
+                                               "complete": not missing, "notes": notes})
+    elif records:
+        report = _from_records(records)
+    else:
+        raise HarnessError(f"{out} holds neither report.json nor runs/*.json: nothing to build a report from "
+                           "(run `python -m harness bench --out {out}` first)")
+    atomic_write_text(path, scrub(report.model_dump_json(indent=1)) + "\n")
+    write_outputs(report, out)
+    return report

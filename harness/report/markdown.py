@@ -1,0 +1,271 @@
+"""report.md: the verdict table first, then per-strategy figures, the projections (labelled), the plots,
+and how every number was measured."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import pandas as pd
+
+from harness.claims.costs import METHOD as COST_METHOD
+from harness.record import Report
+from harness.report.tables import fmt_stat, strategy_frame
+
+SCORE_NOTE = ("offline LM: a score shows that an optimizer did its work, not how good it is on a real model")
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(x: Any) -> str:
+        return str("-" if x is None or (isinstance(x, float) and pd.isna(x)) else x).replace("|", "\\|")
+
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers), *("| " + " | ".join(cell(c) for c in r) + " |"
+                                                                         for r in rows)]
+
+
+def money(x: float | None) -> str:
+    if x is None or pd.isna(x):
+        return "-"
+    return f"${x:,.4f}" if x < 1 else f"${x:,.2f}" if x < 1000 else f"${x:,.0f}"
+
+
+def duration(s: float | None) -> str:
+    if s is None or pd.isna(s):
+        return "-"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def claims_section(result, error: str | None) -> list[str]:
+    from harness.claims.render import rules_block, summary_line, verdict_table
+
+    lines = ["## Claims: verdicts", ""]
+    if result is None:
+        return lines + [f"The claims could not be judged: {error}", ""]
+    lines += [verdict_table(result), "", summary_line(result) + ". Every verdict's rule, method and numbers: "
+              "claims.json.", "", "How to read the verdicts:", ""]
+    return lines + rules_block(result) + [""]
+
+
+def context_section(report: Report) -> list[str]:
+    m = report.machine
+    lines = ["## What these figures are", ""]
+    lines += [f"- {n}" for n in report.notes]
+    gpus = ", ".join(f"{g.name} ({g.memory_mb:,.0f} MiB)" for g in m.gpus) or (m.gpu_note or "no GPU")
+    lines.append(f"- Machine `{m.machine_id}`: {m.cpu_model}, {m.cpu_cores_usable} usable of {m.cpu_cores_logical} "
+                 f"logical CPUs, {m.ram_mb / 1024:,.1f} GiB RAM, GPU: {gpus}; {m.os}.")
+    pk = report.software.packages
+    lines.append("- Software: Python " + report.software.python + ", " +
+                 ", ".join(f"{k} {v}" for k, v in pk.items() if v) + ".")
+    if report.calibration:
+        c = report.calibration
+        lines.append(f"- Calibration: {c.workload}: {c.seconds * 1000:.1f} ms (median of {c.repeats}, spread "
+                     f"{c.spread_pct:.1f}%), to compare times across machines.")
+    state = "complete" if report.complete else f"INCOMPLETE: {len(report.missing_runs)} runs missing"
+    lines.append(f"- Bench: profile {report.profile}, {len(report.runs)} runs, {state}"
+                 + (f", {duration(report.bench_wall_s)} wall" if report.bench_wall_s else "") + ".")
+    return lines + [""]
+
+
+def strategy_section(report: Report, ev) -> list[str]:
+    offline = report.lm.startswith("offline")
+    note = SCORE_NOTE if offline else f"scored with the real LM {report.lm}"
+    spend = (f"Spend is the run's tokens at the reference price ({report.priced_as}): projected, not paid" if offline
+             else f"Spend is the run's tokens at {report.priced_as}'s price")
+    lines = ["## Per strategy", "",
+             "Whole-run figures, median over repeats (with the spread (max - min) / median and the count when a "
+             f"strategy ran several repeats; `harness.aggregate`). {spend}. Scores: {note}.", ""]
+    frame = strategy_frame(report)
+    if frame.empty:
+        return lines + ["No runs.", ""]
+    tiers = {n: s.tier for n, s in ev.claims.strategies.items()} if ev is not None else {}
+    scores_before = {}
+    for r in report.runs:
+        if r.status == "ok" and r.score_before is not None:
+            scores_before.setdefault(r.key, []).append(r.score_before)
+    rows = []
+    for _, r in frame.iterrows():
+        key = (r["strategy"], r["task"])
+        before = scores_before.get(key)
+        after = r.get("score_after")
+        score = "-"
+        if before and after is not None and not pd.isna(after):
+            score = f"{statistics.median(before):.1f} -> {fmt_stat(after, 3)}"
+        tokens = None
+        if r.get("input_tokens") is not None and not pd.isna(r.get("input_tokens")):
+            tokens = f"{r['input_tokens'].median + r['output_tokens'].median:,.0f}"
+        rows.append([r["strategy"], tiers.get(r["strategy"], "-"), r["task"], r["status"],
+                     fmt_stat(r.get("lm_calls")), tokens, fmt_stat(r.get("api_cost_usd"), money=True),
+                     fmt_stat(r.get("wall_s")), fmt_stat(r.get("cpu_s")), fmt_stat(r.get("peak_rss_mb")),
+                     fmt_stat(r.get("disk_written_mb")), fmt_stat(r.get("gpu_peak_mb")), score])
+    lines += md_table(["strategy", "claimed tier", "task", "runs", "LM calls", "tokens", "spend (projected)", "wall s",
+                       "CPU s", "peak RAM MiB", "disk MiB", "GPU MiB", f"test score % before -> after ({note})"],
+                      rows)
+    if ev is not None:
+        pairs = ev.pairs()
+        if not pairs.empty:
+            lines += ["", "Optimization cost (what the claims judge): " + COST_METHOD, ""]
+            lines += md_table(["strategy", "task", "LM calls", "tokens", "spend (projected)", "wall s", "peak RAM MiB",
+                               "repeats"],
+                              [[p["strategy"], p["task"], f"{p['lm_calls']:,.0f}", f"{p['tokens']:,.0f}",
+                                money(p["spend_usd"]), f"{p['wall_s']:.2f}", f"{p['peak_rss_mb']:.0f}", p["repeats"]]
+                               for _, p in pairs.iterrows()])
+    return lines + [""]
+
+
+def projections_section(result) -> list[str]:
+    if result is None or not result.projections:
+        return []
+    p = result.projections
+    lines = ["## Projections", "",
+             "Every figure in this section is projected, not measured: the method of each table says from what.", ""]
+    models = list(p["prices"]["models"])
+    price_rows = [[m, f"${v['input_usd_per_mtok']:.2f}", f"${v['output_usd_per_mtok']:.2f}",
+                   *(lambda l: [l.get("ttft_s"), l.get("output_tokens_per_s")])(p["latency"]["models"].get(m, {}))]
+                  for m, v in p["prices"]["models"].items()]
+    lines += ["### Prices and latency assumed", "",
+              f"Prices: {next(iter(p['prices']['models'].values()))['source'] if models else 'none'}. "
+              f"Latency: {p['latency']['source']}. " + " ".join(n for n in p["prices"]["notes"] if n), ""]
+    lines += md_table(["model", "input per 1M tokens", "output per 1M tokens", "time to first token (s, assumed)",
+                       "output tokens/s (assumed)"], price_rows) + [""]
+    conc = p["latency"]["concurrency"]
+    if p.get("prompt_runs", {}).get("rows"):
+        df = pd.DataFrame(p["prompt_runs"]["rows"])
+        lines += ["### The measured prompt optimizations at hosted prices and speeds", "",
+                  "Method: " + p["prompt_runs"]["method"] + ". Sum over the tasks each strategy ran on.", ""]
+        spend = df.pivot_table(index="strategy", columns="model", values="spend_usd", aggfunc="sum", sort=False)
+        t = {c: df.pivot_table(index="strategy", columns="model", values=f"api_time_s_c{c}", aggfunc="sum",
+                               sort=False) for c in conc}
+        ref = models[0] if models else None
+        headers = ["strategy", *[f"spend at {m}" for m in models],
+                   *[f"API time at {ref}, {c} concurrent" for c in conc]]
+        rows = [[s, *[money(spend.loc[s, m]) if m in spend.columns else "-" for m in models],
+                 *[duration(t[c].loc[s, ref]) if ref in t[c].columns else "-" for c in conc]] for s in spend.index]
+        lines += md_table(headers, rows) + [""]
+    if p.get("scaling"):
+        sc = p["scaling"]
+        lines += ["### At larger train sets", "",
+                  f"Method: {sc['method']}. Fitted on n_train = {sc['fit_sizes']} ({sc['file']}); summed over tasks.", ""]
+        df = pd.DataFrame(sc["rows"])
+        if not df.empty:
+            ref, dear = models[0], models[-1]
+            rows = []
+            for (s, n), g in df.groupby(["strategy", "n_train"], sort=False):
+                r_ref, r_dear = g[g.model == ref], g[g.model == dear]
+                r2 = g["calls_r2"].dropna()
+                rows.append([s, f"{n:,}", f"{r_ref['lm_calls'].sum():,.0f}",
+                             f"{(r_ref['input_tokens'].sum() + r_ref['output_tokens'].sum()):,.0f}",
+                             money(r_ref["spend_usd"].sum()), money(r_dear["spend_usd"].sum()),
+                             duration(r_ref[f"api_time_s_c{conc[0]}"].sum()),
+                             f"{r2.min():.3f}" if not r2.empty else "constant"])
+            lines += md_table(["strategy", "n_train", "LM calls", "tokens", f"spend at {ref}", f"spend at {dear}",
+                               f"API time at {ref}, {conc[0]} concurrent", "lowest R^2 of the call fits"], rows) + [""]
+    else:
+        lines += ["### At larger train sets", "",
+                  "Not projected: no scaling.json beside the report (`python -m harness scaling --out OUT`).", ""]
+    tr = p.get("training")
+    if tr:
+        lines += ["### Weight training: GPUs, time, money and storage", "", "Method: " + tr["method"] + ".", "",
+                  "Workloads (assumed): " + "; ".join(f"{w['name']} ({w.get('why', '')})" for w in tr["workloads"]) + ".",
+                  ""]
+        rows = [[c["workload"], c["size"], c["mode"], f"{c['memory_gb']:,.1f}", c["gpus"], f"{c['train_tokens']:,.0f}",
+                 f"{c['gpu_hours']:,.1f}", duration(c["wall_s"]),
+                 f"{money(c['cost_usd_low'])}-{money(c['cost_usd_high'])}", f"{c['storage_gb']:,.0f}"]
+                for c in tr["rows"]]
+        lines += md_table(["workload", "size", "method", "memory GB", "GPUs", "trained tokens", "GPU-hours", "wall time",
+                           "cost", "storage GB"], rows) + [""]
+    am = p.get("analytic_memory")
+    if am:
+        lines += ["### Fine-tuning memory, analytic", "", f"Configuration: {am['config']}. GB = 10^9 bytes.", "",
+                  "Assumptions:", ""] + [f"- {a}" for a in am["assumptions"]] + [""]
+        rows = [[e["model"], e["mode"], f"{e['params'] / 1e9:,.2f}B", f"{e['trainable'] / 1e6:,.1f}M",
+                 *[f"{e[k] / 1e9:,.1f}" for k in ("weights", "master", "grads", "optimizer")],
+                 f"{(e['activations'] or 0) / 1e9:,.2f}", f"{(e['logits'] or 0) / 1e9:,.2f}", f"{e['total_gb']:,.1f}"]
+                for e in am["rows"]]
+        lines += md_table(["size", "method", "parameters", "trained", "weights GB", "fp32 master GB", "gradients GB",
+                           "optimizer GB", "activations GB", "logits GB", "total GB"], rows) + [""]
+    lines += agreement_lines(p)
+    return lines
+
+
+def agreement_lines(p: dict) -> list[str]:
+    lines = ["### The analytic model against measurements", ""]
+    ma = p.get("memory_agreement")
+    if ma:
+        lines += [f"From {ma['file']} (make bench-memory): slopes of peak memory against parameters.", ""]
+        lines += md_table(["device", "mode", "sizes", "measured B/param", "analytic B/param (same sizes, with "
+                           "activations)", "measured / analytic", "analytic weights+grads+optimizer B/param"],
+                          [[s["device"], s["mode"], ", ".join(s["sizes"]),
+                            f"{s['measured_bytes_per_param']:.2f}" if s["measured_bytes_per_param"] else "-",
+                            f"{s['analytic_bytes_per_param']:.2f}" if s["analytic_bytes_per_param"] else "-",
+                            f"{s['ratio']:.2f}" if s["ratio"] else "-", f"{s['analytic_states_bytes_per_param']:g}"]
+                           for s in ma["slopes"]]) + [""]
+        lines += md_table(["size", "device", "mode", "measure", "measured MiB", "analytic MiB", "measured / analytic"],
+                          [[e["size"], e["device"], e["mode"], e["measure"], f"{e['measured_mb']:,.0f}",
+                            f"{e['analytic_mb']:,.0f}", f"{e['ratio']:.2f}"] for e in ma["entries"]]) + [""]
+    else:
+        lines += ["Not measured here: no finetune_memory.json beside the report (`make bench-memory OUT=...`).", ""]
+    lit = p.get("literature", {}).get("rows")
+    if lit:
+        lines += md_table(["published figure", "published GB", "analytic GB", "published / analytic", "source"],
+                          [[r["name"], f"{r['published_gb']:g}", f"{r['analytic_gb']:,.1f}", f"{r['ratio']:.2f}",
+                            r["source"]] for r in lit]) + [""]
+    return lines
+
+
+def plots_section(plots, failed: list[str]) -> list[str]:
+    lines = ["## Plots", ""]
+    for p in plots:
+        lines += [f"### {p.title}", "", p.what + ".", "", f"![{p.title}]({p.file})", ""]
+    if failed:
+        lines += ["Plots that could not be drawn: " + "; ".join(failed), ""]
+    return lines
+
+
+def methods_section(report: Report) -> list[str]:
+    lines = ["## How each number was measured", ""]
+    fields = [("peak RAM", "peak_rss_method"), ("CPU time", "cpu_method"), ("disk written", "disk_method"),
+              ("GPU", "gpu_method")]
+    ok = [r for r in report.runs if r.status == "ok"] or report.runs
+    for label, name in fields:
+        methods = sorted({getattr(r.measurement, name) for r in ok} - {None})
+        for m in methods:
+            lines.append(f"- **{label}**: {m}.")
+    if ok:
+        interval = sorted({r.measurement.sample_interval_s for r in ok})
+        over = [r.measurement.sampler_overhead_pct for r in ok if r.measurement.sampler_overhead_pct is not None]
+        lines.append(f"- **RAM timeline**: the poller sampled the process tree every {', '.join(f'{i:g}' for i in interval)} "
+                     f"s (a lower bound on the peak; plots only)" + (f"; its own CPU cost was a median {statistics.median(over):.2f}% "
+                                                                     "of the run's" if over else "") + ".")
+    lines += ["- **LM calls and tokens**: counted where the LM served each call (every thread), with the tokenizer of "
+              "the price model.",
+              f"- **Optimization cost** (the claims' figures): {COST_METHOD}",
+              "- **Wall time**: time.perf_counter around the run's child process; per phase inside it.", ""]
+    work = sorted({r.workaround for r in report.runs if r.workaround})
+    if work:
+        lines += ["Workarounds for DSPy defects:", ""] + [f"- {w}" for w in work] + [""]
+    bad = [r for r in report.runs if r.status != "ok"]
+    if bad:
+        lines += ["Runs that did not finish ok:", ""]
+        lines += md_table(["run", "status", "reason"], [[r.run_id, r.status, (r.error or "")[:300]] for r in bad])
+        lines.append("")
+    return lines
+
+
+def build(report: Report, result, ev, plots, failed_plots: list[str], claims_error: str | None = None) -> str:
+    lines = [f"# dspy-resource-bench report: profile {report.profile}, LM {report.lm}", ""]
+    lines += claims_section(result, claims_error)
+    lines += context_section(report)
+    lines += strategy_section(report, ev)
+    lines += projections_section(result)
+    lines += plots_section(plots, failed_plots)
+    lines += methods_section(report)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,389 @@
+"""PNG plots of a report, drawn with matplotlib's Agg backend and written atomically to OUT/plots/.
+
+Every plot has a title, axis labels with units and a legend, and says in its title whether its figures
+are measured or projected. A plot whose data is missing is skipped, not drawn empty.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from harness.claims.costs import COST_METRICS
+from harness.files import atomic_write_bytes
+
+TIER_COLOURS = {"Minimal": "#1b9e77", "Low": "#377eb8", "Medium": "#ff7f00", "High": "#e41a1c",
+                "Very High": "#984ea3", None: "#999999"}
+LOG_SPREAD = 30.0  # a metric whose largest/smallest positive value exceeds this gets a log axis
+
+
+@dataclass(frozen=True)
+class Plot:
+    file: str  # relative to OUT
+    title: str
+    what: str  # one line for report.md
+
+
+def _config_dir_writable() -> bool:
+    path = os.environ.get("MPLCONFIGDIR")
+    if path:
+        target = Path(path)
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        target = Path(base) / "matplotlib"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        return os.access(target, os.W_OK)
+    except OSError:
+        return False
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, with a writable config folder (a temporary one if need be)."""
+    if not _config_dir_writable():
+        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="harness-mpl-")
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _wide(values: list[float]) -> bool:
+    pos = [v for v in values if v and v > 0]
+    return len(pos) >= 2 and max(pos) / min(pos) > LOG_SPREAD
+
+
+# --------------------------------------------------------------------------- the plots
+
+
+def resources(plt, ev, out: Path) -> Plot | None:
+    """Each cost metric per strategy (median over tasks, whiskers min-max), coloured by claimed tier."""
+    pairs = ev.pairs()
+    if pairs.empty:
+        return None
+    metrics = [*COST_METRICS, "disk_written_mb"]
+    labels = {**{k: v for k, v in COST_METRICS.items()}, "disk_written_mb": ("disk written", "MiB")}
+    order = sorted(pairs["strategy"].unique(), key=lambda s: (pairs[pairs.strategy == s]["tier_rank"].iloc[0] or 99, s))
+    fig, axes = plt.subplots(2, 3, figsize=(17, 10), sharey=True)
+    for ax, m in zip(axes.flat, metrics):
+        g = pairs.groupby("strategy")[m].agg(["median", "min", "max"]).reindex(order)
+        tiers = [pairs[pairs.strategy == s]["tier"].iloc[0] for s in order]
+        y = range(len(order))
+        med = g["median"].astype(float).fillna(0)
+        ax.barh(list(y), med, color=[TIER_COLOURS.get(t, "#999999") for t in tiers])
+        lo = (med - g["min"].astype(float).fillna(0)).clip(lower=0)
+        hi = (g["max"].astype(float).fillna(0) - med).clip(lower=0)
+        ax.errorbar(med, list(y), xerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        name, unit = labels[m]
+        log = _wide(med.tolist())
+        if log:
+            ax.set_xscale("symlog", linthresh=max(min(v for v in med if v > 0) / 2, 1e-9))
+        label = "spend at the reference price, projected" if m == "spend_usd" else name
+        ax.set_xlabel(f"{label} ({unit}{', log scale' if log else ''})")
+        ax.set_title(label[0].upper() + label[1:])
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(range(len(order)), order)
+    axes[0, 0].invert_yaxis()  # the axes share y: once inverts them all; cheapest tier on top
+    for ax in axes[:, 0]:
+        ax.set_ylabel("strategy (by claimed tier)")
+    from matplotlib.patches import Patch
+
+    tiers_present = [t for t in ev.claims.tiers if t in set(pairs["tier"])]
+    fig.legend(handles=[Patch(color=TIER_COLOURS[t], label=f"claimed tier: {t}") for t in tiers_present],
+               loc="lower center", ncol=len(tiers_present), fontsize=9, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Optimization cost per strategy, measured (bars: median over tasks; whiskers: min-max over tasks)",
+                 fontsize=13)
+    save(fig, out / "plots" / "resources_by_strategy.png")
+    plt.close(fig)
+    return Plot("plots/resources_by_strategy.png", "Optimization cost per strategy",
+                "each cost (LM calls, tokens, projected spend, wall time, peak RAM, disk) per strategy, coloured by the "
+                "study's tier; log axes where the spread is wide")
+
+
+def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Pareto frontier: cheapest first, each next point scoring higher."""
+    best, out = -math.inf, []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            out.append((x, y))
+            best = y
+    return out
+
+
+def _short(name: str) -> str:
+    return name.replace("BootstrapFewShot", "BFS").replace("Optimizer", "Opt")
+
+
+def cost_quality(plt, ev, out: Path) -> Plot | None:
+    runs = ev.ok()
+    runs = runs[runs["score_after"].notna() & runs["spend_usd"].notna()]
+    if runs.empty:
+        return None
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    tasks = sorted(runs["task"].unique())
+    pos = [v for v in runs["spend_usd"] if v > 0]
+    floor = min(pos) / 2 if pos else 1e-6  # a zero spend is drawn here, on the log axis
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 5.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        g = runs[runs.task == task]
+        for _, r in g.iterrows():
+            x = max(r["spend_usd"], floor)
+            colour = TIER_COLOURS.get(r["tier"], "#999999")
+            ax.scatter(x, r["score_after"], s=42, zorder=3, color=colour if not r["trained"] else "white",
+                       edgecolors=colour, linewidths=1.5)
+            ax.annotate(_short(r["strategy"]), (x, r["score_after"]), fontsize=6.5, xytext=(4, 2),
+                        textcoords="offset points")
+        prompt = g[~g["trained"]]
+        front = _frontier([(max(x, floor), y) for x, y in zip(prompt["spend_usd"], prompt["score_after"])])
+        if front:
+            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black", lw=1)
+        base = g["score_before"].dropna()
+        if not base.empty:
+            ax.axhline(base.median(), color="grey", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(f"task: {task}")
+        ax.set_xlabel("optimization spend, projected (USD, log scale)")
+        ax.set_ylabel("test score after optimizing (%)")
+        ax.grid(alpha=0.3, which="both")
+    tiers_present = [t for t in ev.claims.tiers if t in set(runs["tier"])]
+    handles = [Patch(color=TIER_COLOURS[t], label=f"claimed tier: {t}") for t in tiers_present]
+    handles += [Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor="black",
+                       label="scored with its trained student (a tiny model)"),
+                Line2D([], [], color="black", lw=1, label="frontier of the prompt strategies"),
+                Line2D([], [], color="grey", ls="--", lw=1, label="score before optimizing (median)")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.1))
+    second = ("Offline LM: a score shows that an optimizer did its work, not how good it is on a real model"
+              if ev.offline else f"Scores measured with the real LM {ev.report.lm}")
+    fig.suptitle("Spend (measured tokens at the reference price: projected) against test score, per task.\n" + second,
+                 fontsize=11)
+    save(fig, out / "plots" / "cost_quality.png")
+    plt.close(fig)
+    return Plot("plots/cost_quality.png", "Spend against test score",
+                "projected spend (measured tokens at the reference price) against the test score, per task, with the "
+                "frontier of prompt strategies no other beats on both; weight strategies are scored with their tiny "
+                f"trained student; zero spend is drawn at ${floor:.2g}")
+
+
+def ram_timeline(plt, ev, out: Path) -> Plot | None:
+    recs = [r for r in ev.report.runs if r.measurement.timeline and r.repeat == min(x.repeat for x in ev.report.runs)]
+    if not recs:
+        return None
+    tasks = sorted({r.task for r in recs})
+    strategies = list(dict.fromkeys(r.strategy for r in recs))
+    cmap = plt.get_cmap("tab20")
+    colour = {s: cmap(i % 20) for i, s in enumerate(strategies)}
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(12, 3.8 * len(tasks)), squeeze=False, sharex=True)
+    for ax, task in zip(axes[:, 0], tasks):
+        for r in recs:
+            if r.task != task:
+                continue
+            t = [max(s.t, 1e-2) for s in r.measurement.timeline]
+            ax.plot(t, [s.rss_mb for s in r.measurement.timeline], color=colour[r.strategy], lw=1.2,
+                    ls="-" if r.status == "ok" else ":")
+        ax.set_xscale("log")
+        ax.set_title(f"task: {task}")
+        ax.set_ylabel("RSS of the run's processes (MiB)")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time since the run started (s, log scale)")
+    from matplotlib.lines import Line2D
+
+    tier = {s: (ev.claims.strategy(s).tier if ev.claims.strategy(s) else "?") for s in strategies}
+    handles = [Line2D([], [], color=colour[s], lw=2, label=f"{s} ({tier[s]})") for s in strategies]
+    handles.append(Line2D([], [], color="black", ls=":", label="run not ok"))
+    fig.subplots_adjust(right=0.76, top=0.93, hspace=0.25)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.77, 0.5), fontsize=8, title="strategy (claimed tier)")
+    fig.suptitle("RAM over time per run, measured (the poller's samples every "
+                 f"{recs[0].measurement.sample_interval_s:g} s; the exact peak is the record's VmHWM)", fontsize=12)
+    save(fig, out / "plots" / "ram_timeline.png")
+    plt.close(fig)
+    return Plot("plots/ram_timeline.png", "RAM over time per strategy",
+                "resident memory of each run's process tree over time (poller samples), one panel per task")
+
+
+def memory_vs_analytic(plt, ev, out: Path) -> Plot | None:
+    from harness.claims import memory_data
+
+    if ev.memory is None:
+        return None
+    rows = memory_data.agreement(ev.memory)
+    if not rows:
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5.5))
+    styles = {("cpu", "full"): ("tab:blue", "o"), ("cpu", "lora"): ("tab:green", "s"),
+              ("cuda", "full"): ("tab:red", "^"), ("cuda", "lora"): ("tab:purple", "D")}
+    for key in sorted({(r.device, r.mode) for r in rows}):
+        mine = sorted([r for r in rows if (r.device, r.mode) == key], key=lambda r: r.params)
+        c, mk = styles.get(key, ("black", "x"))
+        x = [r.params for r in mine]
+        a1.scatter(x, [r.measured_mb for r in mine], color=c, marker=mk, zorder=3,
+                   label=f"{key[0]} {key[1]}: measured ({mine[0].measure})")
+        a1.plot(x, [r.analytic_mb for r in mine], color=c, lw=1.2, label=f"{key[0]} {key[1]}: analytic total")
+        a1.plot(x, [r.analytic_states_mb for r in mine], color=c, lw=1, ls="--",
+                label=f"{key[0]} {key[1]}: analytic weights+grads+optimizer")
+        a2.plot(x, [r.ratio for r in mine], color=c, marker=mk, label=f"{key[0]} {key[1]}")
+    a1.set_xscale("log")
+    a1.set_yscale("log")
+    a1.set_xlabel("parameters of the model (count, log scale)")
+    a1.set_ylabel("peak training memory (MiB, log scale)")
+    a1.set_title("Peak memory against model size")
+    a1.legend(fontsize=7)
+    a1.grid(alpha=0.3, which="both")
+    a2.axhline(1.0, color="black", lw=1, ls="--", label="perfect agreement")
+    a2.set_xscale("log")
+    a2.set_xlabel("parameters of the model (count, log scale)")
+    a2.set_ylabel("measured / analytic (ratio)")
+    a2.set_title("How far the analytic model is off")
+    a2.legend(fontsize=8)
+    a2.grid(alpha=0.3, which="both")
+    fig.suptitle("Fine-tuning memory: measured by make bench-memory (points) against the analytic model "
+                 "(lines, projected)", fontsize=12)
+    save(fig, out / "plots" / "memory_measured_vs_analytic.png")
+    plt.close(fig)
+    return Plot("plots/memory_measured_vs_analytic.png", "Fine-tuning memory, measured against analytic",
+                "peak memory of each measured model size against the analytic model under the bench's own settings, and "
+                "their ratio")
+
+
+def finetune_projection(plt, ev, out: Path) -> Plot | None:
+    from harness.claims import analytic, training_cost
+
+    cfg = training_cost.finetune_config(ev.claims)
+    sizes = list(ev.claims.assumption("finetune", "sizes", default=list(analytic.ARCHS)))
+    modes = ["full", "lora", "qlora"]
+    est = {(e.model, e.mode): e for e in analytic.table(sizes, modes, cfg)}
+    fig, ax = plt.subplots(figsize=(11, 6))
+    width = 0.27
+    colours = {"full": "#e41a1c", "lora": "#377eb8", "qlora": "#4daf4a"}
+    for i, m in enumerate(modes):
+        xs = [j + (i - 1) * width for j in range(len(sizes))]
+        vals = [est[(s, m)].total_gb for s in sizes]
+        ax.bar(xs, vals, width, color=colours[m], label=f"{m} fine-tuning (analytic)")
+        for x, v in zip(xs, vals):
+            ax.annotate(f"{v:,.0f}" if v >= 10 else f"{v:.1f}", (x, v), ha="center", va="bottom", fontsize=7)
+    for gb, ls, label in ((24, ":", "24 GB GPU"), (48, "-.", "48 GB GPU"), (80, "--", "80 GB GPU (A100/H100)")):
+        ax.axhline(gb, color="black", lw=0.9, ls=ls, label=label)
+    ax.axhspan(80, 800, color="grey", alpha=0.12, label="study: weight fine-tuning needs 80-800 GB")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(sizes)), [f"{s}\n({analytic.ARCHS[s].source})" for s in sizes], fontsize=8)
+    ax.set_xlabel("model size (architecture assumed)")
+    ax.set_ylabel("GPU memory for training (GB = 1e9 bytes, log scale)")
+    ax.set_title(f"Fine-tuning memory by model size, projected by the analytic model\n({cfg.describe()})", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3, which="both")
+    save(fig, out / "plots" / "finetune_memory_projected.png")
+    plt.close(fig)
+    return Plot("plots/finetune_memory_projected.png", "Fine-tuning memory by model size (projected)",
+                "the analytic model's total for full, LoRA and QLoRA fine-tuning at each size, against common GPU sizes "
+                "and the study's 80-800 GB")
+
+
+def training_cost_plot(plt, ev, out: Path) -> Plot | None:
+    from harness.claims import training_cost
+
+    cases, speed, gpu = training_cost.cases(ev.claims, ev.memory)
+    if not cases:
+        return None
+    sizes = list(dict.fromkeys(c.size for c in cases))
+    fig, ax = plt.subplots(figsize=(11, 6))
+    cmap = plt.get_cmap("tab10")
+    keys = list(dict.fromkeys((c.workload, c.mode) for c in cases))
+    for i, (w, m) in enumerate(keys):
+        mine = [c for c in cases if (c.workload, c.mode) == (w, m)]
+        xs = [sizes.index(c.size) for c in mine]
+        ax.fill_between(xs, [c.cost_usd_low for c in mine], [c.cost_usd_high for c in mine],
+                        color=cmap(i % 10), alpha=0.25)
+        ax.plot(xs, [c.cost_usd_low for c in mine], color=cmap(i % 10), marker="o" if m == "full" else "s",
+                ls="-" if m == "full" else "--", label=f"{w}, {m}")
+    ax.axhspan(1000, 50000, color="grey", alpha=0.15, label="study: $1,000-50,000")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(sizes)), sizes)
+    ax.set_xlabel("model size (parameters)")
+    ax.set_ylabel(f"GPU rental (USD, log scale; band: ${gpu.usd_per_hour[0]:.2f}-{gpu.usd_per_hour[1]:.2f}/GPU-hour)")
+    ax.set_title(f"Weight-training cost of the stated workloads, projected on {gpu.name}\n"
+                 f"(MFU {100 * speed.mfu:.0f}%, {speed.basis}; line: low price, band up to the high price)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    save(fig, out / "plots" / "training_cost_projected.png")
+    plt.close(fig)
+    return Plot("plots/training_cost_projected.png", "Weight-training cost (projected)",
+                "GPU rental of each stated workload by model size and method, against the study's $1,000-50,000")
+
+
+def scaling_plot(plt, ev, out: Path) -> Plot | None:
+    if ev.scaling is None or not ev.scaling.runs:
+        return None
+    pts = pd.DataFrame([{**{k: r[k] for k in ("strategy", "task", "n_train", "status")},
+                         "lm_calls": (r.get("cost") or {}).get("lm_calls")} for r in ev.scaling.runs])
+    pts = pts[(pts.status == "ok") & pts.lm_calls.notna()]
+    if pts.empty:
+        return None
+    tasks = sorted(pts.task.unique())
+    strategies = list(dict.fromkeys(pts.strategy))
+    cmap = plt.get_cmap("tab20")
+    colour = {s: cmap(i % 20) for i, s in enumerate(strategies)}
+    marks = "os^Dv<>PX*ph"
+    marker = {s: marks[i % len(marks)] for i, s in enumerate(strategies)}
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 5.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for s in strategies:
+            g = pts[(pts.task == task) & (pts.strategy == s)].sort_values("n_train")
+            if g.empty:
+                continue
+            ax.scatter(g.n_train, g.lm_calls, color=colour[s], s=22, zorder=3, marker=marker[s])
+            fit = ev.scaling.fit(s, task, "lm_calls")
+            if fit:
+                xs = [min(g.n_train), max(g.n_train)]
+                ax.plot(xs, [fit["a"] + fit["b"] * x for x in xs], color=colour[s], lw=1)
+        ax.set_title(f"task: {task}")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_xlabel("n_train (examples; n_dev = n_train // 2)")
+        ax.set_ylabel("optimization LM calls (calls, log scale above 1)")
+        ax.grid(alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colour[s], marker=marker[s], lw=1, label=s) for s in strategies]
+    fig.subplots_adjust(right=0.8)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.81, 0.5), fontsize=8,
+               title="strategy: measured points,\nleast-squares line")
+    fig.suptitle("LM calls against train-set size at the quick profile's budgets, measured (scaling.json)", fontsize=12)
+    save(fig, out / "plots" / "scaling_calls.png")
+    plt.close(fig)
+    return Plot("plots/scaling_calls.png", "LM calls against train-set size",
+                "measured optimization calls at each train size with the fitted line the projections extrapolate")
+
+
+PLOTS: list[Callable] = [resources, cost_quality, ram_timeline, memory_vs_analytic, finetune_projection,
+                         training_cost_plot, scaling_plot]
+
+
+def write_plots(ev, out: Path) -> tuple[list[Plot], list[str]]:
+    """Draw every plot that has data; returns the plots written and a line per plot that failed."""
+    plt = pyplot()
+    written, failed = [], []
+    for fn in PLOTS:
+        try:
+            p = fn(plt, ev, Path(out))
+        except Exception as exc:  # one broken plot must not cost the report
+            plt.close("all")
+            failed.append(f"{fn.__name__}: {type(exc).__name__}: {exc}")
+            continue
+        if p is not None:
+            written.append(p)
+    return written, failed

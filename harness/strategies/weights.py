@@ -1,0 +1,260 @@
+"""The strategies that change model weights: BootstrapFinetune, GRPO and BetterTogether.
+
+Each one trains a real student in the run's process (``harness.training``): ``prepare`` builds the
+student LM (``ctx.options["student"]``, default ``"tiny"``; ``ctx.options["mode"]``, ``"full"`` or
+``"lora"``), sets it on every predictor and as ``ctx.eval_lm``; ``compile`` runs DSPy's optimizer with
+the run's LM (``ctx.lm``) as the teacher, fills ``ctx.training`` and points ``ctx.eval_lm`` at the
+trained student.
+
+Sizes: "quick" keeps each compile well under a minute on a 2-core CPU; "standard" uses the
+library's defaults where they work (noted per setting below).
+
+Options (all optional): student, mode, device, max_new_tokens, cache_dir (tokenizer cache),
+train_kwargs (merged into the provider's SFT and GRPO settings), torch_threads (torch's intra-op
+threads in the run's process; default 1 for the "tiny" student on the CPU, else torch's own default).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.strategies.base import RunContext, Strategy
+
+NEEDS = ("torch", "transformers", "peft", "tokenizers", "safetensors")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    sft: dict[str, Any]  # provider SFT settings (harness.training.jobconfig.SFTConfig)
+    grpo: dict[str, Any]  # dspy GRPO(...) arguments
+    grpo_time_limit_s: float
+    random_search: dict[str, Any]  # BootstrapFewShotWithRandomSearch(...) arguments (BetterTogether's p)
+    max_new_tokens: int
+
+
+PROFILES: dict[str, Sizes] = {
+    "quick": Sizes(
+        sft={"epochs": 100, "batch_size": 4, "grad_accum": 1, "max_steps": 12},
+        grpo={"num_train_steps": 3, "num_dspy_examples_per_grpo_step": 2, "num_rollouts_per_grpo_step": 4,
+              "num_threads": 2},
+        grpo_time_limit_s=120.0,
+        random_search={"max_bootstrapped_demos": 2, "max_labeled_demos": 2, "num_candidate_programs": 2},
+        max_new_tokens=64,
+    ),
+    "standard": Sizes(
+        sft={},  # DSPy LocalProvider's defaults: 5 epochs, batch 1 x 8 accumulation (lm_local.py:165-173)
+        # GRPO's defaults (grpo.py:27-45) except the group size: its default of 1 rollout gives every
+        # completion an advantage of 0; 4 = 2 student samples + 2 teacher answers per example.
+        grpo={"num_train_steps": 100, "num_dspy_examples_per_grpo_step": 1, "num_rollouts_per_grpo_step": 4,
+              "num_threads": 6},
+        grpo_time_limit_s=1800.0,
+        random_search={},  # library defaults: 16 candidates, 4 bootstrapped and 16 labeled demos
+        max_new_tokens=128,
+    ),
+}
+
+
+def sizes(ctx: RunContext) -> Sizes:
+    if ctx.profile not in PROFILES:
+        raise ValueError(f"unknown profile {ctx.profile!r}; profiles are {', '.join(PROFILES)}")
+    return PROFILES[ctx.profile]
+
+
+def _cache_dir(ctx: RunContext) -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dspy-resource-bench" / "tokenizers"
+    return Path(ctx.options.get("cache_dir") or default)
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def prepare_student(ctx: RunContext, program: Any) -> Any:
+    """Build the student (tokenizer trained on the task's texts), set it on every predictor."""
+    import torch
+
+    from harness.training.runtime import StudentRuntime
+    from harness.training.student_lm import student_lm, tokenizer_corpus
+    from harness.training.students import resolve_device
+
+    s = sizes(ctx)
+    t0 = time.perf_counter()
+    name = ctx.options.get("student", "tiny")
+    device = resolve_device(ctx.options.get("device"))
+    threads = ctx.options.get("torch_threads", 1 if name == "tiny" and device == "cpu" else None)
+    runtime = StudentRuntime.create(
+        name,
+        corpus=tokenizer_corpus(program, [*ctx.trainset, *ctx.devset]),
+        cache_dir=_cache_dir(ctx),
+        workdir=ctx.workdir,
+        mode=ctx.options.get("mode", "full"),
+        device=device,
+        seed=ctx.seed,
+        max_new_tokens=int(ctx.options.get("max_new_tokens", s.max_new_tokens)),
+        threads=threads,
+    )
+    train_kwargs = dict(ctx.options.get("train_kwargs") or {})
+    lm = student_lm(runtime, sft_defaults={**s.sft, "seed": ctx.seed, **train_kwargs},
+                    grpo_defaults={"time_limit_s": s.grpo_time_limit_s, **train_kwargs})
+    program.set_lm(lm)
+    ctx.eval_lm = lm
+    ctx.extra["student_build_s"] = round(time.perf_counter() - t0, 3)
+    ctx.extra["torch_threads"] = torch.get_num_threads()
+    return program
+
+
+def _student(ctx: RunContext, program: Any) -> Any:
+    """The student LM that ``prepare`` set (``prepare`` runs here if the runner did not call it)."""
+    from harness.training.provider import LocalTrainingProvider
+
+    if not isinstance(getattr(ctx.eval_lm, "provider", None), LocalTrainingProvider):
+        prepare_student(ctx, program)
+    return ctx.eval_lm
+
+
+def _teacher(program: Any, lm: Any) -> Any:
+    """A copy of the program whose predictors all use the run's LM."""
+    teacher = program.deepcopy()
+    teacher.set_lm(lm)
+    return teacher
+
+
+def _finish(ctx: RunContext, compiled: Any, student: Any) -> Any:
+    """Record the training figures and score the program with the LM its predictors now hold."""
+    from harness.training.student_lm import runtime_of
+
+    ctx.training = runtime_of(student).training_info()
+    ctx.eval_lm = compiled.predictors()[0].lm or student
+    ctx.extra["student_model"] = ctx.eval_lm.model
+    return compiled
+
+
+# --------------------------------------------------------------------------- BootstrapFinetune
+
+
+def compile_bootstrap_finetune(ctx: RunContext, program: Any) -> Any:
+    import dspy
+
+    student = _student(ctx, program)
+    optimizer = dspy.BootstrapFinetune(metric=ctx.task.metric)
+    with dspy.context(lm=ctx.lm):
+        compiled = optimizer.compile(program, trainset=list(ctx.trainset), teacher=_teacher(program, ctx.lm))
+    return _finish(ctx, compiled, student)
+
+
+# --------------------------------------------------------------------------- GRPO
+
+
+def compile_grpo(ctx: RunContext, program: Any) -> Any:
+    import dspy
+    from dspy.teleprompt.grpo import GRPO
+
+    from harness.training.provider import ReinforceLimitReached
+
+    s = sizes(ctx)
+    student = _student(ctx, program)
+    # Rollouts must be sampled (GRPO's groups need different completions, and the engine never
+    # sees rollout_id); the program is scored greedily afterwards.
+    rollout_lm = student.copy(temperature=1.0)
+    program.set_lm(rollout_lm)
+    # One adapter for rollouts and training data: without `adapter=` GRPO formats the training
+    # completions with XMLAdapter (grpo.py:467) while the rollouts were made with ChatAdapter; and
+    # with ChatAdapter's JSON fallback a failed parse is retried in JSON and that JSON text would be
+    # trained under the ChatAdapter prompt (bootstrap_trace.py:69).
+    adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    optimizer = GRPO(metric=ctx.task.metric, multitask=True, exclude_demos=True, adapter=adapter, seed=ctx.seed,
+                     train_kwargs={"max_steps": s.grpo["num_train_steps"]}, **s.grpo)
+    teacher_cache = ctx.lm.cache
+    compiled = program
+    try:
+        with dspy.context(lm=ctx.lm, adapter=adapter):
+            # The student must be one of the teachers (grpo.py:306); the run's LM is the other, so
+            # every group holds the student's samples and the teacher's answers.
+            compiled = optimizer.compile(program, trainset=list(ctx.trainset),
+                                         teacher=[program, _teacher(program, ctx.lm)])
+    except ReinforceLimitReached as stop:
+        ctx.workaround(f"dspy GRPO waits with no timeout for a new batch id (teleprompt/grpo.py:369); "
+                       f"the local job ended it: {stop.reason}")
+        ctx.extra["grpo_stopped"] = stop.reason
+    finally:
+        ctx.lm.cache = teacher_cache  # GRPO turns it off (grpo.py:317-320) and restores it only on success
+    trained = student.copy(model=rollout_lm.model)  # the version GRPO trained, greedy
+    compiled.set_lm(trained)
+    return _finish(ctx, compiled, student)
+
+
+# --------------------------------------------------------------------------- BetterTogether
+
+
+def _bootstrap_finetune_from(teacher_lm: Any, **kwargs: Any) -> Any:
+    """BootstrapFinetune whose traces come from the current student program run on `teacher_lm`.
+
+    Inside BetterTogether the weight step gets no teacher and would bootstrap from the student's
+    own LM (bootstrap_finetune.py:295-297), which for a random-initialised student yields no
+    usable trace. Running the *current* program (with the prompt step's demos) on the run's LM
+    keeps the training prompts identical to the ones the student is then called with.
+    """
+    from dspy.teleprompt.bootstrap_finetune import BootstrapFinetune
+
+    class BootstrapFinetuneFromLM(BootstrapFinetune):
+        def compile(self, student, trainset, teacher=None):
+            return super().compile(student, trainset, teacher if teacher is not None else _teacher(student, teacher_lm))
+
+    return BootstrapFinetuneFromLM(**kwargs)
+
+
+def compile_better_together(ctx: RunContext, program: Any) -> Any:
+    import dspy
+    from dspy.teleprompt import BetterTogether, BootstrapFewShotWithRandomSearch
+
+    s = sizes(ctx)
+    student = _student(ctx, program)
+    metric = ctx.task.metric
+    optimizer = BetterTogether(
+        metric=metric,
+        p=BootstrapFewShotWithRandomSearch(metric=metric, **s.random_search),
+        w=_bootstrap_finetune_from(ctx.lm, metric=metric),
+    )
+    # The prompt step works on reset copies whose predictors have no LM (predict.py:70), so it
+    # bootstraps and scores candidates on the globally configured LM: the run's LM here.
+    with dspy.context(lm=ctx.lm):
+        compiled = optimizer.compile(program, trainset=list(ctx.trainset), valset=list(ctx.devset) or None,
+                                     seed=ctx.seed, strategy="p -> w -> p")
+    ctx.extra["better_together"] = {
+        "candidates": [{"strategy": c["strategy"] or "baseline", "score": c["score"]}
+                       for c in getattr(compiled, "candidate_programs", [])],
+        "step_failed": bool(getattr(compiled, "flag_compilation_error_occurred", False)),
+    }
+    return _finish(ctx, compiled, student)
+
+
+# --------------------------------------------------------------------------- entries
+
+BOOTSTRAP_FINETUNE = Strategy(
+    name="BootstrapFinetune",
+    kind="weights",
+    summary="fine-tunes a local student on the run LM's metric-filtered traces (SFT, in process)",
+    compile=compile_bootstrap_finetune,
+    prepare=prepare_student,
+    needs=NEEDS,
+)
+GRPO_STRATEGY = Strategy(
+    name="GRPO",
+    kind="weights",
+    summary="group-relative policy gradient on a local student's rollouts and the run LM's answers",
+    compile=compile_grpo,
+    prepare=prepare_student,
+    needs=NEEDS,
+)
+BETTER_TOGETHER = Strategy(
+    name="BetterTogether",
+    kind="both",
+    summary='prompt then weights then prompt ("p -> w -> p"): random-search demos and SFT of a local student',
+    compile=compile_better_together,
+    prepare=prepare_student,
+    needs=NEEDS,
+)
+STRATEGIES = (BOOTSTRAP_FINETUNE, GRPO_STRATEGY, BETTER_TOGETHER)

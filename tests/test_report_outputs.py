@@ -1,0 +1,169 @@
+"""The report files written from a real quick-profile report: they exist, report.md opens with the verdict
+table, claims.json is complete, and every plot is a valid PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.record import load_report
+from harness.report import rebuild, write_outputs
+
+SAMPLE = Path(os.environ.get("HARNESS_SAMPLE_REPORT", "/work/sample/quick_report.json"))
+pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"sample report {SAMPLE} not present")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_valid_png(path: Path) -> None:
+    """Signature, an IHDR with a sane size, every chunk's CRC, and IEND last."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    pos, chunks = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"{path}: bad CRC in {kind!r}"
+        chunks.append(kind)
+        pos += 12 + length
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND" and b"IDAT" in chunks, path
+    width, height = struct.unpack(">II", data[16:24])
+    assert 300 < width < 5000 and 200 < height < 5000, (path, width, height)
+
+
+def memory_bench() -> dict:
+    """A small finetune_memory.json (CPU sizes, measured-looking figures) to exercise the agreement plot."""
+    from harness.claims import analytic, memory_data
+
+    entries = []
+    for size, scale in (("cpu-1m", 1.9), ("cpu-10m", 1.2), ("cpu-40m", 1.1)):
+        for mode in ("full", "lora"):
+            e = {"size": size, "mode": mode, "device": "cpu", "status": "ok", "batch": 2, "seq": 64, "dtype": "float32",
+                 "step_s_median": 0.2, "tokens_per_s": 600.0}
+            _, cfg = memory_data.bench_config(memory_data.from_json({"entries": [e]}).entries[0])
+            est = analytic.estimate(memory_data.arch_of(size), mode, cfg)
+            e.update(total_params=est.params, trainable_params=est.trainable,
+                     peak_rss_minus_overhead_mb=scale * est.total / memory_data.MIB)
+            entries.append(e)
+    return {"kind": memory_data.KIND, "version": 1, "entries": entries, "fits": [], "machine": {"gpus": []},
+            "method": ["synthetic, for the test"]}
+
+
+def scaling_file(report_runs) -> dict:
+    from harness.scaling import fit_points
+
+    points = []
+    for r in report_runs:
+        if r.strategy not in ("COPRO", "MIPROv2") or r.status != "ok":
+            continue
+        for n in (16, 32, 64):
+            k = n / 32
+            points.append({"strategy": r.strategy, "task": r.task, "n_train": n, "status": "ok",
+                           "priced_as": r.priced_as, "record": f"scaling/n{n}/runs/{r.run_id}.json",
+                           "cost": {"lm_calls": 5 + r.lm_calls * k, "input_tokens": r.input_tokens * k,
+                                    "output_tokens": r.output_tokens * k, "tokens": (r.input_tokens + r.output_tokens) * k,
+                                    "spend_usd": r.api_cost_usd * k, "wall_s": r.wall_s * k}})
+    return {"kind": "dspy-resource-bench/scaling", "version": 1, "sizes": [16, 32, 64], "runs": points,
+            "fits": fit_points(points), "method": ["synthetic, for the test"]}
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    shutil.copy(SAMPLE, folder / "report.json")
+    (folder / "finetune_memory.json").write_text(json.dumps(memory_bench()))
+    (folder / "scaling.json").write_text(json.dumps(scaling_file(load_report(SAMPLE).runs)))
+    (folder / "plots").mkdir()
+    (folder / "plots" / "stale.png").write_bytes(PNG_MAGIC)  # left by an older report: must go
+    rebuild(folder)
+    return folder
+
+
+def test_files_exist(out):
+    for name in ("report.json", "runs.csv", "report.md", "claims.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not (out / "plots" / "stale.png").exists()
+
+
+def test_runs_csv_is_one_tidy_row_per_run(out):
+    df = pd.read_csv(out / "runs.csv")
+    report = load_report(out / "report.json")
+    assert len(df) == len(report.runs) and df["run_id"].is_unique
+    for col in ("strategy", "task", "status", "peak_rss_mb", "lm_calls", "compile_lm_calls", "opt_lm_calls",
+                "training_steps"):
+        assert col in df.columns, col
+
+
+def test_report_md_starts_with_the_verdict_table(out):
+    md = (out / "report.md").read_text()
+    lines = [ln for ln in md.splitlines() if ln.strip()]
+    assert lines[0].startswith("# ")
+    assert lines[1] == "## Claims: verdicts"
+    assert lines[2].startswith("| claim | the study says | verdict |")
+    first_table_row = lines[4]
+    assert "`tiers.order.lm_calls`" in first_table_row
+    for section in ("## Per strategy", "## Projections", "## Plots", "## How each number was measured"):
+        assert section in md, section
+    assert "not how good it is on a real model" in md  # beside the scores
+    assert "projected" in md and "measured / analytic" in md
+    assert md.index("## Claims: verdicts") < md.index("## Per strategy")
+
+
+def test_claims_json_has_a_verdict_per_claim_with_figures(out):
+    data = json.loads((out / "claims.json").read_text())
+    assert data["kind"] == "dspy-resource-bench/claims"
+    assert sum(data["counts"].values()) == len(data["verdicts"]) >= 40
+    for v in data["verdicts"]:
+        if v["verdict"] == "untestable here":
+            assert v["reason"], v["claim_id"]
+        else:
+            assert v["figure"] and v["basis"] in ("measured", "projected", "measured + projected"), v["claim_id"]
+    assert data["report"]["finetune_memory"] and data["report"]["scaling"]
+    assert data["projections"]["memory_agreement"]["slopes"]
+
+
+def test_every_plot_is_a_valid_png_and_linked_from_the_report(out):
+    pngs = sorted((out / "plots").glob("*.png"))
+    names = {p.name for p in pngs}
+    assert {"resources_by_strategy.png", "cost_quality.png", "ram_timeline.png", "memory_measured_vs_analytic.png",
+            "finetune_memory_projected.png", "training_cost_projected.png", "scaling_calls.png"} <= names
+    md = (out / "report.md").read_text()
+    for p in pngs:
+        assert_valid_png(p)
+        assert f"(plots/{p.name})" in md, p.name
+
+
+def test_rebuild_from_run_records_alone(tmp_path):
+    report = load_report(SAMPLE)
+    (tmp_path / "runs").mkdir()
+    for rec in report.runs[:3]:
+        (tmp_path / "runs" / f"{rec.run_id}.json").write_text(rec.model_dump_json())
+    rebuilt = rebuild(tmp_path)
+    assert [r.run_id for r in rebuilt.runs] == sorted(r.run_id for r in report.runs[:3])
+    assert (tmp_path / "report.json").exists() and (tmp_path / "report.md").read_text().startswith("# ")
+    assert_valid_png(tmp_path / "plots" / "resources_by_strategy.png")
+
+
+def test_unwritable_matplotlib_config_falls_back(monkeypatch, tmp_path):
+    from harness.report import plots
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a config folder below a plain file cannot be created, even by root
+    monkeypatch.setenv("MPLCONFIGDIR", str(blocker / "mpl"))
+    plots.pyplot()
+    assert os.environ["MPLCONFIGDIR"] != str(blocker / "mpl") and os.access(os.environ["MPLCONFIGDIR"], os.W_OK)
+
+
+def test_write_outputs_survives_a_report_without_runs(tmp_path):
+    report = load_report(SAMPLE).model_copy(update={"runs": []})
+    write_outputs(report, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert md.splitlines()[2] == "## Claims: verdicts"
+    assert json.loads((tmp_path / "claims.json").read_text())["counts"]["untestable here"] > 0
