@@ -9,6 +9,11 @@ STAMP   := $(VENV)/.installed
 PROFILE ?= standard
 OUT     ?= results/latest
 REPEAT  ?= 1
+# The whole-suite bench also measures fine-tuning memory against model size and how calls and tokens grow
+# with the train set, so that every claim can get its verdict; a bench of chosen strategies or tasks skips it.
+EXTRAS  ?= $(if $(STRATEGY)$(TASK),0,1)
+SCALING_SIZES_quick    := 16,32
+SCALING_SIZES_standard := 16,32,64
 export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME PRICE_AS
 
 .PHONY: bench test bench-memory report claims check baseline list clean help
@@ -17,6 +22,7 @@ help:
 	@echo "make bench         run every strategy on every task (PROFILE=quick|standard, STRATEGY=a,b TASK=x OUT=dir"
 	@echo "                   REPEAT=N RESUME=1 LM=provider/model API_BASE=url) and write OUT/report.json, .md, .csv, plots"
 	@echo "make test          run the test suite"
+	@echo "                   then (whole suite only) the memory bench and the scaling runs, and the report again"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"
 	@echo "make check         quick bench, then fail if any resource cost regressed vs results/baseline"
@@ -30,12 +36,17 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)
 	$(PY) -m harness bench
+ifeq ($(EXTRAS),1)
+	$(PY) -m harness memory --out $(OUT) --profile $(PROFILE)
+	$(PY) -m harness scaling --out $(OUT) --task math --sizes $(SCALING_SIZES_$(PROFILE)) $(if $(RESUME),--resume)
+	$(PY) -m harness report $(OUT)
+endif
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench-memory: $(STAMP)
-	$(PY) -m harness memory --out $(OUT)
+	$(PY) -m harness memory --out $(OUT) --profile standard
 
 report: $(STAMP)
 	$(PY) -m harness report $(OUT)

@@ -63,16 +63,18 @@ class Child:
         from harness.lm.usage import COUNTER, since
 
         self.phase = name
-        before = COUNTER.usage()
+        before, engine0 = COUNTER.usage(), COUNTER.totals().engine_s
         w0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         out = fn()
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         rss, hwm = rss_hwm_mb()
+        engine = COUNTER.totals().engine_s - engine0
         self.phases.append({
             "name": name, "wall_s": round(time.perf_counter() - w0, 4),
             "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 4),
             "rss_end_mb": round(rss, 2), "hwm_mb": round(hwm, 2),
             "usage": since(before).model_dump(), "n_examples": n_examples,
+            "lm_engine_s": round(engine, 5) if self.spec.get("offline", True) else None,
         })
         return out
 

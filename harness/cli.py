@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("memory", help="fine-tuning memory and speed as a function of model size (make bench-memory)")
     p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
+    p.add_argument("--profile", default="standard",
+                   help="quick: the 3 smallest CPU sizes (and 0.5B, 1B on a GPU); standard: every size")
 
     sub.add_parser("schema", help="print the run record's fields, documented")
     scaling.add_parser(sub)
@@ -159,9 +161,14 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.files import OutLock
     from harness.report import rebuild
 
-    report = rebuild(Path(args.out))
+    out = Path(args.out)
+    if not out.is_dir():
+        raise HarnessError(f"{out} does not exist: run `make bench OUT={out}` first")
+    with OutLock(out):
+        report = rebuild(out)
     print(f"wrote {Path(args.out) / 'report.md'} ({len(report.runs)} runs)")
     return 0
 
@@ -185,9 +192,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_memory(args: argparse.Namespace) -> int:
+    from harness.files import OutLock, ensure_writable
+    from harness.registry import get_profile
     from harness.training.memory import main as memory_main
+    from harness.training.students import CPU_BENCH_SIZES, GPU_BENCH_SIZES
 
-    return memory_main(["--out", str(args.out)])
+    get_profile(args.profile)
+    out = ensure_writable(Path(args.out))
+    sizes = [*CPU_BENCH_SIZES, *GPU_BENCH_SIZES] if args.profile == "standard" else \
+        [*CPU_BENCH_SIZES[:3], *GPU_BENCH_SIZES[:2]]
+    with OutLock(out):
+        return memory_main(["--out", str(out), "--sizes", ",".join(sizes)])
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

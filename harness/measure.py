@@ -71,6 +71,7 @@ def self_counters() -> dict[str, float | None]:
     return {
         "rss_mb": rss,
         "hwm_mb": hwm,
+        "ru_maxrss_mb": me.ru_maxrss / scale,
         "children_maxrss_mb": kids.ru_maxrss / scale,
         "cpu_s": me.ru_utime + me.ru_stime,
         "children_cpu_s": kids.ru_utime + kids.ru_stime,

@@ -108,6 +108,9 @@ class Phase(_Model):
     rss_end_mb: float = Field(description="Resident set size at the phase's end, MiB (VmRSS).")
     hwm_mb: float = Field(description="Kernel high-water mark (VmHWM) at the phase's end, MiB.")
     usage: LMUsage = Field(default_factory=LMUsage, description="LM calls and tokens served in the phase.")
+    lm_engine_s: float | None = Field(
+        None, description="CPU time the offline LM spent serving the phase's calls (thread CPU time), seconds."
+    )
     n_examples: int | None = Field(None, description="Examples the phase evaluated or trained on, if any.")
 
 
@@ -223,7 +226,8 @@ class RunRecord(_Model):
     output_tokens: int | None = Field(None, description="Completion tokens of the whole run.")
     api_cost_usd: float | None = Field(None, description="Spend of the whole run at `priced_as`, USD.")
     lm_engine_s: float | None = Field(
-        None, description="Time spent inside the offline LM answering calls, seconds (its own cost)."
+        None, description="CPU time spent inside the offline LM serving calls (thread CPU time, every thread), "
+        "seconds: its own cost, to set against DSPy's per-call overhead."
     )
 
     score_before: float | None = Field(None, description="Metric of the unoptimized program on the test split, %.")

@@ -164,14 +164,15 @@ def run(out: Path, pairs: list[tuple[str, str]], sizes: list[int], resume: bool 
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.files import ensure_writable
+    from harness.files import OutLock, ensure_writable
     from harness.registry import split_names
 
     sizes = parse_sizes(args.sizes)
     pairs = plan(split_names(args.task), split_names(args.strategy))
     check_sizes(pairs, sizes)
     out = ensure_writable(Path(args.out))
-    result = run(out, pairs, sizes, resume=getattr(args, "resume", False))
+    with OutLock(out):  # not beside a bench writing to the same folder
+        result = run(out, pairs, sizes, resume=getattr(args, "resume", False))
     failed = [p for p in result["runs"] if p["status"] != "ok"]
     for f in result["fits"]:
         if f["measure"] == "lm_calls":

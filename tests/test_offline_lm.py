@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from typing import Literal
@@ -11,7 +10,7 @@ import dspy
 import pytest
 from pydantic import BaseModel
 
-from harness.lm.brain import Brain, assess
+from harness.lm.brain import assess
 from harness.lm.offline import make_offline_lm
 from harness.lm.prompt import parse
 from harness.lm.tokens import encoding_for
@@ -156,3 +155,20 @@ def test_price_is_dspys_bundled_price(counter):
     make_offline_lm(counter=counter, price_as="openai/gpt-4o")
     counter.add(calls=1, input_tokens=1_000_000, output_tokens=1_000_000)
     assert counter.usage().api_cost_usd == pytest.approx(2.5 + 10.0)
+
+
+def test_segmented_token_counts_are_exact():
+    """Counts are cached per line-start segment; the sum must equal tiktoken on the whole text."""
+    import random
+
+    from harness.lm.tokens import SEGMENT, TokenCounter
+
+    corpus = [r["rationale"] for r in MATH.rows("train")[:50]] + [r["question"] for r in MATH.rows("test")[:50]]
+    rng = random.Random(0)
+    for model in ("openai/gpt-4o-mini", "openai/gpt-4"):
+        counter = TokenCounter(model)
+        for _ in range(300):
+            text = "\n".join(rng.choice(corpus) for _ in range(rng.randint(1, 8)))
+            text = text.replace(". ", rng.choice([".\n", ". ", "\n\n", "/\n", " \n", ".\n/"]), rng.randint(0, 3))
+            assert len(SEGMENT.split(text)) >= 1
+            assert counter.text(text) == len(counter.encoding.encode_ordinary(text)), text

@@ -22,9 +22,10 @@ import hashlib
 import json
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
-from harness.lm.prompt import OutField, Prompt, parse, render
+from harness.lm.prompt import OutField, Prefix, Prompt, parse_prefix, render, with_last_turn
 
 
 def unit(*parts: object) -> float:
@@ -94,19 +95,30 @@ class Oracle(Protocol):
 DEMO_GAIN, BAD_DEMO_LOSS, RELEVANT_GAIN, HINT_GAIN = 0.06, 0.08, 0.06, 0.08
 
 
-def assess(oracle: Oracle, prompt: Prompt, row: dict, salt: str, fingerprint: str) -> Skill:
-    good = bad = relevant = 0
+@lru_cache(maxsize=4096)
+def hint_count(hints: tuple[str, ...], instruction: str) -> int:
+    """How many of the task's hint keywords an instruction holds."""
+    text = instruction.lower()
+    return sum(1 for h in hints if h in text)
+
+
+def judge_demos(oracle: Oracle, prompt: Prompt) -> list[tuple[dict, bool]]:
+    """(dataset row, is its answer right) for each demo the oracle recognises."""
+    judged = []
     for demo_in, demo_out in prompt.demos:
         other = oracle.find(demo_in)
-        if other is None or not demo_out:
-            continue
-        if oracle.demo_correct(other, demo_out):
-            good += 1
-            relevant += oracle.related(row, other)
-        else:
-            bad += 1
-    text = prompt.instruction.lower()
-    hints = sum(1 for h in oracle.hints if h in text)
+        if other is not None and demo_out:
+            judged.append((other, oracle.demo_correct(other, demo_out)))
+    return judged
+
+
+def assess(oracle: Oracle, prompt: Prompt, row: dict, salt: str, fingerprint: str,
+           judged: list[tuple[dict, bool]] | None = None) -> Skill:
+    judged = judge_demos(oracle, prompt) if judged is None else judged
+    good = sum(1 for _, ok in judged if ok)
+    bad = len(judged) - good
+    relevant = sum(1 for other, ok in judged if ok and oracle.related(row, other))
+    hints = hint_count(oracle.hints, prompt.instruction)
     p = (oracle.base_p(row) + DEMO_GAIN * min(good, 4) - BAD_DEMO_LOSS * min(bad, 3)
          + RELEVANT_GAIN * min(relevant, 2) + HINT_GAIN * min(hints, 3))
     return Skill(p=min(max(p, 0.02), 0.97), hints=hints, good_demos=good, bad_demos=bad, relevant_demos=relevant,
@@ -235,22 +247,44 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def prefix_key(system: str, messages: list[tuple[str, str]]) -> str:
+    """Identifies a prompt without its last turn (system prompt, instruction and demos)."""
+    return _digest(system + "\x1e".join(text for _, text in messages[:-1]))
+
+
 class Brain:
-    def __init__(self, oracle: Oracle | None = None) -> None:
+    """Replies to prompts; what depends only on a prompt's prefix is worked out once per prefix."""
+
+    def __init__(self, oracle: Oracle | None = None, cache_size: int = 4096) -> None:
         self.oracle = oracle
         self.generic = Generic(oracle)
+        self._prefixes: dict[str, tuple[Prefix, list[tuple[dict, bool]] | None]] = {}
+        self._cache_size = cache_size
 
-    def reply(self, system: str, messages: list[tuple[str, str]], salt: str) -> str:
-        prompt = parse(system, messages)
-        # The prompt without its last turn (instruction + demos), and the whole request.
-        fingerprint = _digest(system + "\x1e".join(text for _, text in messages[:-1]))
-        rand = Rand(f"{_digest(fingerprint + (messages[-1][1] if messages else ''))}|{salt}")
+    def _prefix(self, key: str, system: str, messages: list[tuple[str, str]]):
+        hit = self._prefixes.get(key)
+        if hit is None:
+            prefix = parse_prefix(system, messages[:-1])
+            judged = None
+            if self.oracle is not None:
+                judged = judge_demos(self.oracle, with_last_turn(prefix, ""))
+            if len(self._prefixes) >= self._cache_size:
+                self._prefixes.clear()
+            hit = self._prefixes[key] = (prefix, judged)
+        return hit
+
+    def reply(self, system: str, messages: list[tuple[str, str]], salt: str, key: str | None = None) -> str:
+        key = key or prefix_key(system, messages)
+        prefix, judged = self._prefix(key, system, messages)
+        last = messages[-1][1] if messages and messages[-1][0] == "user" else ""
+        prompt = with_last_turn(prefix, last)
+        rand = Rand(f"{_digest(key + last)}|{salt}")
         values: dict[str, str] = {}
         oracle = self.oracle
         if oracle is not None and any(f.name in oracle.fields for f in prompt.outputs):
             row = oracle.find(prompt.inputs)
             if row is not None:
-                values = oracle.answer(prompt, row, assess(oracle, prompt, row, salt, fingerprint), rand)
+                values = oracle.answer(prompt, row, assess(oracle, prompt, row, salt, key, judged), rand)
         for f in prompt.outputs:
             if f.name not in values:
                 values[f.name] = self.generic.value(f, prompt, rand)

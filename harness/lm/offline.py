@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from harness.lm.brain import Brain
+from harness.lm.brain import Brain, prefix_key
 from harness.lm.tokens import TokenCounter
 from harness.lm.usage import COUNTER, UsageCounter
 
@@ -47,6 +47,7 @@ class OfflineEngine:
     def __init__(self, brain: Brain, tokens: TokenCounter, counter: UsageCounter = COUNTER) -> None:
         self.brain, self.tokens, self.counter = brain, tokens, counter
         self._seen: dict[str, int] = {}
+        self._prefix_counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo):  # programs get deep-copied by optimizers; the engine is shared
@@ -64,18 +65,31 @@ class OfflineEngine:
             self._seen[key] = n + 1
         return f"s{n}"
 
+    def _prefix_tokens(self, key: str, system: str, messages: list[tuple[str, str]]) -> int:
+        """Tokens of the system prompt and every turn but the last (without reply priming), once per prefix."""
+        n = self._prefix_counts.get(key)
+        if n is None:
+            turns = [("system", system), *messages[:-1]] if system else messages[:-1]
+            n = self.tokens.messages(turns) - self.tokens.REPLY_PRIMING if turns else 0
+            if len(self._prefix_counts) >= 4096:
+                self._prefix_counts.clear()
+            self._prefix_counts[key] = n
+        return n
+
     def complete(self, request):
         from dspy.lm15 import Message, Response, TextPart, Usage
 
-        t0 = time.perf_counter()
+        t0 = time.thread_time()  # this thread's CPU: waiting for the GIL while other threads run is not ours
         system = request.system if isinstance(request.system, str) or request.system is None \
             else "".join(p.text for p in request.system)
         system = system or ""
         messages = [(m.role, m.text or "") for m in request.messages]
-        text = self.brain.reply(system, messages, self._salt(system, messages, request.config.temperature))
-        n_in = self.tokens.messages([("system", system), *messages] if system else messages)
+        key = prefix_key(system, messages)
+        text = self.brain.reply(system, messages, self._salt(system, messages, request.config.temperature), key)
+        n_in = self._prefix_tokens(key, system, messages) + self.tokens.messages(messages[-1:]) if messages \
+            else self.tokens.messages([("system", system)])
         n_out = self.tokens.text(text)
-        self.counter.add(calls=1, input_tokens=n_in, output_tokens=n_out, engine_s=time.perf_counter() - t0)
+        self.counter.add(calls=1, input_tokens=n_in, output_tokens=n_out, engine_s=time.thread_time() - t0)
         return Response(id=None, model=request.model, message=Message.assistant([TextPart(text)]),
                         finish_reason="stop", usage=Usage(input_tokens=n_in, output_tokens=n_out,
                                                           total_tokens=n_in + n_out))

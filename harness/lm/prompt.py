@@ -140,21 +140,47 @@ def _json_mode_schemas(system: str) -> dict[str, str]:
     return out
 
 
-def parse(system: str, messages: list[tuple[str, str]]) -> Prompt:
+@dataclass(frozen=True)
+class Prefix:
+    """Everything before the last turn: the signature's fields, the instruction and the demos."""
+
+    inputs_spec: tuple[OutField, ...]
+    outputs: tuple[OutField, ...]
+    instruction: str
+    json_mode: bool
+    demos: tuple[tuple[dict[str, str], dict[str, str]], ...]
+
+
+def parse_prefix(system: str, turns: list[tuple[str, str]]) -> Prefix:
+    """The system prompt and the demo turns (user/assistant pairs) before the last user turn."""
     inputs_spec, outputs, instruction, json_mode = _system(system)
     demos: list[tuple[dict[str, str], dict[str, str]]] = []
     pending: dict[str, str] | None = None
-    last_user = ""
-    for role, text in messages:
+    for role, text in turns:
         if role == "user":
             if pending is not None:
                 demos.append((pending, {}))
-            pending, last_user = split_markers(_strip_respond(text)), text
+            pending = split_markers(_strip_respond(text))
         elif role == "assistant" and pending is not None:
             demos.append((pending, _json_outputs(text) if json_mode else split_markers(text)))
             pending = None
-    return Prompt(inputs_spec=list(inputs_spec), outputs=list(outputs), instruction=instruction,
-                  inputs=split_markers(_strip_respond(last_user)), demos=demos, json_mode=json_mode)
+    if pending is not None:
+        demos.append((pending, {}))
+    return Prefix(inputs_spec, outputs, instruction, json_mode, tuple(demos))
+
+
+def with_last_turn(prefix: Prefix, last_user: str) -> Prompt:
+    return Prompt(inputs_spec=list(prefix.inputs_spec), outputs=list(prefix.outputs), instruction=prefix.instruction,
+                  inputs=split_markers(_strip_respond(last_user)), demos=list(prefix.demos),
+                  json_mode=prefix.json_mode)
+
+
+def parse(system: str, messages: list[tuple[str, str]]) -> Prompt:
+    """The whole prompt: the prefix, and the inputs of the last user turn."""
+    last = len(messages) - 1
+    while last >= 0 and messages[last][0] != "user":
+        last -= 1
+    return with_last_turn(parse_prefix(system, messages[:max(last, 0)]), messages[last][1] if last >= 0 else "")
 
 
 def render(prompt: Prompt, values: dict[str, str]) -> str:

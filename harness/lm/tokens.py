@@ -1,13 +1,16 @@
 """Real token counts, offline: tiktoken with the BPE files that litellm ships in its package.
 
 Counting follows OpenAI's published rule for chat models (3 tokens per message plus the
-role and content, 3 more to prime the reply). Counts of distinct strings are cached: system
-prompts and demos repeat across calls, so most of a prompt is counted once.
+role and content, 3 more to prime the reply). Counts are exact and cached: a text is cut into
+segments at line starts where tiktoken's pre-tokenizer always starts a new piece (BPE never merges
+across pieces, so the counts add up exactly), and each distinct segment is counted once. System
+prompts, demos and retrieved passages repeat across calls, so most of a prompt is counted once.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +42,11 @@ def encoding_for(model: str):
                                      else "cl100k_base")
 
 
+# After a newline, a character that is neither whitespace nor "/" always starts a new pre-tokenizer piece in
+# cl100k_base and o200k_base (no piece pattern continues from "\n" into it; "/" can follow "\n" inside one).
+SEGMENT = re.compile(r"(?<=\n)(?=[^\s/])")
+
+
 class TokenCounter:
     """Counts tokens of chat messages and texts with one model's tokenizer; thread-safe."""
 
@@ -56,12 +64,22 @@ class TokenCounter:
     def text(self, s: str) -> int:
         n = self._cache.get(s)
         if n is None:
-            n = len(self.encoding.encode(s, disallowed_special=()))
-            with self._lock:
-                if len(self._cache) >= self._cache_size:
-                    self._cache.clear()
-                self._cache[s] = n
+            n = sum(self._segment(seg) for seg in SEGMENT.split(s)) if len(s) > 256 else self._segment(s)
+            self._store(s, n)
         return n
+
+    def _segment(self, s: str) -> int:
+        n = self._cache.get(s)
+        if n is None:
+            n = len(self.encoding.encode_ordinary(s))
+            self._store(s, n)
+        return n
+
+    def _store(self, s: str, n: int) -> None:
+        with self._lock:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[s] = n
 
     def messages(self, messages: list[tuple[str, str]]) -> int:
         """Prompt tokens of [(role, content), ...] as an OpenAI chat model bills them."""

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 from harness.record import LMUsage
@@ -91,16 +90,3 @@ def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
                 counter.add(calls=len(outputs) if isinstance(outputs, list) else 1)
 
     dspy.configure(usage_tracker=ServedUsageTracker(), callbacks=[CompletionCounter()])
-
-
-class EngineTimer:
-    """Adds the time spent serving one offline completion to the counter (its own cost)."""
-
-    __slots__ = ("t0",)
-
-    def __enter__(self) -> "EngineTimer":
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        COUNTER.add(engine_s=time.perf_counter() - self.t0)

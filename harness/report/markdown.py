@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.claims.costs import METHOD as COST_METHOD
 from harness.record import Report
-from harness.report.tables import fmt_stat, strategy_frame
+from harness.report.tables import engine_cost, fmt_stat, strategy_frame
 
 SCORE_NOTE = ("offline LM: a score shows that an optimizer did its work, not how good it is on a real model")
 
@@ -245,6 +245,12 @@ def methods_section(report: Report) -> list[str]:
         lines.append(f"- **RAM timeline**: the poller sampled the process tree every {', '.join(f'{i:g}' for i in interval)} "
                      f"s (a lower bound on the peak; plots only)" + (f"; its own CPU cost was a median {statistics.median(over):.2f}% "
                                                                      "of the run's" if over else "") + ".")
+    eng = engine_cost([r for r in report.runs if r.status == "ok"])
+    if eng:
+        lines.append(f"- **The offline LM's own cost**: {eng['engine_ms_per_call']:.3f} ms of CPU per call against DSPy's "
+                     f"{eng['dspy_ms_per_call']:.3f} ms of per-call overhead ({eng['engine_share_pct']:.1f}% of it; "
+                     f"evaluation phases, {eng['calls']:,} calls; per run in runs.csv): the times measured are "
+                     "DSPy's, not the stand-in's.")
     lines += ["- **LM calls and tokens**: counted where the LM served each call (every thread), with the tokenizer of "
               "the price model.",
               f"- **Optimization cost** (the claims' figures): {COST_METHOD}",

@@ -17,6 +17,25 @@ TRAINING = ("mode", "device", "dtype", "total_params", "trainable_params", "step
 PHASES = ("setup", "eval_before", "compile", "eval_after")
 
 
+EVAL_PHASES = ("eval_before", "eval_after")
+
+
+def engine_cost(recs: list[RunRecord]) -> dict | None:
+    """The offline LM's own cost against DSPy's per-call overhead, over the evaluation phases of `recs`.
+
+    Evaluation runs the program alone on one thread, so its wall time is DSPy's work plus the LM's:
+    DSPy's overhead per call = (wall - engine CPU) / calls. None without offline evaluation calls."""
+    calls = wall = engine = 0.0
+    for rec in recs:
+        for p in (rec.phase(n) for n in EVAL_PHASES):
+            if p is not None and p.lm_engine_s is not None and p.usage.lm_calls:
+                calls, wall, engine = calls + p.usage.lm_calls, wall + p.wall_s, engine + p.lm_engine_s
+    if not calls or wall <= engine:
+        return None
+    return {"calls": int(calls), "engine_ms_per_call": 1000 * engine / calls,
+            "dspy_ms_per_call": 1000 * (wall - engine) / calls, "engine_share_pct": 100 * engine / (wall - engine)}
+
+
 def row(rec: RunRecord) -> dict:
     """One flat row: the record's scalar fields, its phases, its training figures and its optimization cost."""
     out = {k: getattr(rec, k) for k in COLUMNS}
@@ -28,6 +47,9 @@ def row(rec: RunRecord) -> dict:
         out[f"{name}_tokens"] = (p.usage.input_tokens + p.usage.output_tokens) if p else None
     for k in TRAINING:
         out[f"training_{k}"] = getattr(rec.training, k) if rec.training else None
+    eng = engine_cost([rec]) or {}
+    for k in ("engine_ms_per_call", "dspy_ms_per_call", "engine_share_pct"):
+        out[f"lm_{k}"] = eng.get(k)
     cost = optimization_cost(rec) if rec.status == "ok" else None
     for k, v in (cost.as_dict() if cost else {}).items():
         out[f"opt_{k}"] = v

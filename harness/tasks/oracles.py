@@ -18,8 +18,24 @@ from harness.tasks.base import SPLITS, read_jsonl, DATA_DIR
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
 def norm(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9 ]", " ", str(text).lower()).split())
+    """Lower case, words of letters and digits separated by single spaces."""
+    return " ".join(_NON_WORD.sub(" ", str(text).lower()).split())
+
+
+def mentions(lowered_text: str, name: str) -> bool:
+    """Does lower-cased text name `name` as whole words (not inside a longer word)?"""
+    needle, start = name.lower(), 0
+    while (i := lowered_text.find(needle, start)) >= 0:
+        end = i + len(needle)
+        if (i == 0 or not lowered_text[i - 1].isalnum()) and (end == len(lowered_text)
+                                                               or not lowered_text[end].isalnum()):
+            return True
+        start = i + 1
+    return False
 
 
 def last_number(text: str) -> str | None:
@@ -138,18 +154,18 @@ class MultihopOracle(_Base):
         "Base the answer only on the retrieved passages; do not guess.",
     )
 
-    @staticmethod
-    def _seen(text: str, title: str) -> bool:
-        return norm(title) in norm(text)
+    _seen = staticmethod(mentions)
 
     def _vague(self, row: dict, rand: Rand) -> str:
         words = [w for w in norm(row["question"]).split() if len(w) > 3]
         return " ".join(words[-rand.between(2, 3):]) or row["question"]
 
-    def _context(self, prompt: Prompt) -> str:
+    def _context(self, prompt: Prompt) -> tuple[str, str]:
+        """The retrieved text (context field, or an agent's tool results), as is and lower-cased."""
         parts = [prompt.inputs.get("context", "")]
         parts += [v for k, v in prompt.inputs.items() if k.startswith("result_")]
-        return "\n".join(parts)
+        raw = "\n".join(parts)
+        return raw, raw.lower()
 
     def base_p(self, row: dict) -> float:
         return 0.62
@@ -160,19 +176,20 @@ class MultihopOracle(_Base):
     def related(self, row: dict, other: dict) -> bool:
         return row.get("template") == other.get("template")
 
-    def _query(self, row: dict, context: str, skill: Skill, rand: Rand, what: str) -> str:
+    def _query(self, row: dict, lowered: str, skill: Skill, rand: Rand, what: str) -> str:
         hop1, hop2 = row["hops"]
-        target = hop2 if self._seen(context, hop1) and self._seen(context, row["bridge"]) else hop1
+        target = hop2 if self._seen(lowered, hop1) and self._seen(lowered, row["bridge"]) else hop1
         return target if skill.right(what) else self._vague(row, rand)
 
-    def _final(self, row: dict, context: str, skill: Skill, rand: Rand) -> tuple[str, str]:
+    def _final(self, row: dict, context: tuple[str, str], skill: Skill, rand: Rand) -> tuple[str, str]:
         hop1, hop2 = row["hops"]
-        if self._seen(context, hop2) and self._seen(context, row["answer"]) and skill.right("answer"):
+        raw, lowered = context
+        if self._seen(lowered, hop2) and self._seen(lowered, row["answer"]) and skill.right("answer"):
             return (f"The question asks about {hop1}. Its document names {row['bridge']}, and the document on "
                     f"{hop2} states the answer.", row["answer"])
-        guess = row["bridge"] if self._seen(context, row["bridge"]) else hop1
+        guess = row["bridge"] if self._seen(lowered, row["bridge"]) else hop1
         if rand.u() < 0.5:
-            caps = re.findall(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*", context)
+            caps = re.findall(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*", raw)
             guess = rand.choice(caps) if caps else guess
         return (f"The passages mention {hop1}, but the needed fact is not clearly stated; the best guess is "
                 f"{guess}.", guess)
@@ -188,15 +205,16 @@ class MultihopOracle(_Base):
                 tools = [t for t in json.loads(prompt.inputs.get("tools", "[]")) if t != "Finish"]
             except json.JSONDecodeError:
                 tools = []
-            hop2_seen = self._seen(context, row["hops"][1]) and self._seen(context, row["answer"])
+            lowered = context[1]
+            hop2_seen = self._seen(lowered, row["hops"][1]) and self._seen(lowered, row["answer"])
             if hop2_seen or step > 3 or not tools:
                 out[action] = json.dumps({"tool_name": "Finish", "tool_input_query": "done"})
             else:
-                query = self._query(row, context, skill, rand, f"query{step}")
+                query = self._query(row, lowered, skill, rand, f"query{step}")
                 out[action] = json.dumps({"tool_name": tools[0], "tool_input_query": query})
         if "search_query" in names:
-            hop = "2" if self._seen(context, row["hops"][0]) else "1"
-            out["search_query"] = self._query(row, context, skill, rand, f"query{hop}")
+            hop = "2" if self._seen(context[1], row["hops"][0]) else "1"
+            out["search_query"] = self._query(row, context[1], skill, rand, f"query{hop}")
             out["reasoning"] = (f"To answer, I need information about "
                                 f"{'the entity named in the first document' if hop == '2' else 'the entity in the question'}.")
         if "answer" in names:

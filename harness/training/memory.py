@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.files import atomic_write_text
+from harness.measure import rss_hwm_mb, self_counters
 from harness.training.students import CPU_BENCH_SIZES, GPU_BENCH_SIZES, LORA_DEFAULTS, SPECS
 
 MIB = 1024 * 1024
@@ -46,23 +47,6 @@ FIT_MEASURES = {
 
 
 # --------------------------------------------------------------------------- reading memory
-
-
-def proc_status_mb(key: str) -> float | None:
-    """A kB line of /proc/self/status (VmRSS, VmHWM) in MiB; None off Linux."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def ru_maxrss_mb() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / MIB if sys.platform == "darwin" else r / 1024  # bytes on macOS, kB on Linux
 
 
 class NVML:
@@ -122,8 +106,8 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
             nvml = NVML(job.get("gpu_index", 0))
         except Exception as exc:  # no pynvml or no driver access: torch's figures remain
             entry["nvml_error"] = f"{type(exc).__name__}: {exc}"[:200]
-    entry["fixed_overhead_mb"] = round(proc_status_mb("VmRSS") or 0.0, 1)
-    entry["hwm_after_imports_mb"] = round(proc_status_mb("VmHWM") or 0.0, 1)
+    rss, hwm = rss_hwm_mb()
+    entry["fixed_overhead_mb"], entry["hwm_after_imports_mb"] = round(rss, 1), round(hwm, 1)
     entry["import_s"] = round(time.perf_counter() - t_start, 2)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     entry["dtype"] = str(dtype).replace("torch.", "")
@@ -133,7 +117,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         model = apply_mode(random_model(spec, device=device, dtype=dtype, seed=0), job["mode"])
         entry["build_s"] = round(time.perf_counter() - t0, 2)
         entry["total_params"], entry["trainable_params"] = param_counts(model)
-        entry["rss_after_build_mb"] = round(proc_status_mb("VmRSS") or 0.0, 1)
+        entry["rss_after_build_mb"] = round(rss_hwm_mb()[0], 1)
         if device == "cuda":
             entry["weights_allocated_mb"] = round(torch.cuda.memory_allocated() / MIB, 1)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -159,8 +143,8 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     entry["step_s_median"] = round(statistics.median(timed), 4) if timed else None
     entry["tokens_per_s"] = round(job["batch"] * job["seq"] / entry["step_s_median"], 1) if timed else None
     entry["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    entry["peak_rss_mb"] = round(proc_status_mb("VmHWM") or ru_maxrss_mb(), 1)
-    entry["ru_maxrss_mb"] = round(ru_maxrss_mb(), 1)
+    entry["peak_rss_mb"] = round(rss_hwm_mb()[1], 1)
+    entry["ru_maxrss_mb"] = round(self_counters()["ru_maxrss_mb"], 1)
     entry["peak_rss_minus_overhead_mb"] = round(entry["peak_rss_mb"] - entry["fixed_overhead_mb"], 1)
     if device == "cuda":
         entry["torch_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / MIB, 1)
@@ -382,8 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "finetune_memory.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path = atomic_write_text(args.out / "finetune_memory.json", json.dumps(result, indent=2) + "\n")
     for f in result["fits"]:
         print(f"fit {f['device']}/{f['mode']} {f['measure']}: {f['bytes_per_param']} B/param, "
               f"intercept {f['intercept_mb']} MiB, R^2 {f['r2']} ({f['points']} sizes)")
