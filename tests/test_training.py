@@ -255,7 +255,12 @@ def test_weight_strategy_compiles_end_to_end(strategy, tmp_path, tok_dir):
     assert info.loss_last < info.loss_first
     assert info.param_change_rel > 0 and info.checkpoint_bytes > 0 and info.train_s > 0
     assert info.total_params == info.trainable_params > 0
-    assert teacher.calls > 0 and ctx.workarounds == []
+    assert teacher.calls > 0
+    if strategy.name == "BetterTogether":  # DSPy's teacher= breaks its prompt step: named, not hidden
+        assert len(ctx.workarounds) == 1 and "bettertogether.py:316" in ctx.workarounds[0]
+        assert not ctx.extra["better_together"]["step_failed"]
+    else:
+        assert ctx.workarounds == []
     assert compiled.predictors()[0].lm is ctx.eval_lm and ctx.eval_lm.model.startswith("local/tiny")
     assert isinstance(ctx.eval_lm("What is 1 + 1?")[0], str)  # the scored LM is served
 
