@@ -21,8 +21,8 @@ export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME PRICE_AS
 help:
 	@echo "make bench         run every strategy on every task (PROFILE=quick|standard, STRATEGY=a,b TASK=x OUT=dir"
 	@echo "                   REPEAT=N RESUME=1 LM=provider/model API_BASE=url) and write OUT/report.json, .md, .csv, plots"
-	@echo "make test          run the test suite"
 	@echo "                   then (whole suite only) the memory bench and the scaling runs, and the report again"
+	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"
 	@echo "make check         quick bench, then fail if any resource cost regressed vs results/baseline"

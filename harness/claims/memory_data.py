@@ -128,7 +128,16 @@ def _read(folder_or_file: str | Path | None) -> MemoryBench | None:
         return None
     if not isinstance(data, dict) or data.get("kind", KIND) != KIND:
         return None
-    return from_json(data, str(path))
+    return from_json(data, _shown(path))
+
+
+def _shown(path: Path) -> str:
+    """A path as reports show it: relative to the repository root when inside it (the committed GPU
+    reference), so that a report names the same file on every machine."""
+    try:
+        return str(path.resolve().relative_to(REFERENCE_GPU.parents[2]))
+    except ValueError:
+        return str(path)
 
 
 # --------------------------------------------------------------------------- measured against analytic
