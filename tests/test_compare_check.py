@@ -321,6 +321,20 @@ def test_time_is_compared_per_calibration_second(tmp_path):
         run["cpu_s"] *= 2
     assert not check(tmp_path, report(), slower).findings  # twice the time on a machine half as fast
 
+    def scaled(cal: float, times: float) -> dict:
+        data = report()
+        data["calibration"]["seconds"] *= cal
+        for run in runs_of(data, "COPRO", "math"):
+            run["wall_s"] *= times
+        return data
+
+    # One VM drifting: the calibration says 1.6x slower, the runs were 1.35x slower. Raw that is a
+    # regression, per calibration second an improvement: they disagree, so neither is reported.
+    drift = check(tmp_path, report(), scaled(1.6, 1.35))
+    assert not drift.findings and any("calibrations differ 1.60x" in n for n in drift.notes)
+    assert lines(check(tmp_path, report(), scaled(1.6, 3.0)), "regressed: COPRO/math wall_s")  # both agree
+    assert lines(check(tmp_path, report(), scaled(1.0, 2.0)), "regressed: COPRO/math wall_s")
+
     no_cal = copy.deepcopy(slower)
     no_cal["calibration"] = None
     outcome = check(tmp_path, report(), no_cal)
