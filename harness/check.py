@@ -191,7 +191,7 @@ def _metric_finding(b: Group, c: Group, name: str, rule: Rule, scale: float | No
     # A time is judged both raw and per calibration second, and counts only when both agree. The
     # calibration (a 40 ms workload) is right about a machine twice as slow, but misjudges the drift of
     # one VM's speed: seen here, 34 ms before one bench and 54 ms before the next while the runs
-    # themselves were 1.3-1.5x slower, so that scaled times "improved" and raw ones "regressed".
+    # were up to 1.56x slower, so that scaled times "improved" and raw ones "regressed".
     side = beyond(current)
     if side == 0 or (scale is not None and beyond(cs.median) != side):
         return None

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.claims import analytic
 from harness.claims.stats import linear_fit
+from harness.machine import ROOT
 
 FILE = "finetune_memory.json"
 KIND = "dspy-resource-bench/finetune-memory"
@@ -96,7 +97,7 @@ def from_json(data: dict[str, Any], path: str = "") -> MemoryBench:
 
 # GPU measurements made once on a lent NVIDIA H200 (scripts/gpu_memory.sh) and committed: a report made on
 # a machine without a GPU compares the analytic model with these, labelled with the file and the GPU.
-REFERENCE_GPU = Path(__file__).resolve().parents[2] / "results" / "gpu-h200" / FILE
+REFERENCE_GPU = ROOT / "results" / "gpu-h200" / FILE
 
 
 def load(folder_or_file: str | Path | None, reference_gpu: Path | None = REFERENCE_GPU) -> MemoryBench | None:
@@ -135,7 +136,7 @@ def _shown(path: Path) -> str:
     """A path as reports show it: relative to the repository root when inside it (the committed GPU
     reference), so that a report names the same file on every machine."""
     try:
-        return str(path.resolve().relative_to(REFERENCE_GPU.parents[2]))
+        return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
 

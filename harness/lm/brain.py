@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
+from harness.lm.memo import Memo
 from harness.lm.prompt import OutField, Prefix, Prompt, parse_prefix, render, with_last_turn
 
 
@@ -258,8 +259,7 @@ class Brain:
     def __init__(self, oracle: Oracle | None = None, cache_size: int = 4096) -> None:
         self.oracle = oracle
         self.generic = Generic(oracle)
-        self._prefixes: dict[str, tuple[Prefix, list[tuple[dict, bool]] | None]] = {}
-        self._cache_size = cache_size
+        self._prefixes = Memo(cache_size)  # key -> (Prefix, judged demos or None)
 
     def _prefix(self, key: str, system: str, messages: list[tuple[str, str]]):
         hit = self._prefixes.get(key)
@@ -268,9 +268,7 @@ class Brain:
             judged = None
             if self.oracle is not None:
                 judged = judge_demos(self.oracle, with_last_turn(prefix, ""))
-            if len(self._prefixes) >= self._cache_size:
-                self._prefixes.clear()
-            hit = self._prefixes[key] = (prefix, judged)
+            hit = self._prefixes.put(key, (prefix, judged))
         return hit
 
     def reply(self, system: str, messages: list[tuple[str, str]], salt: str, key: str | None = None) -> str:

@@ -12,6 +12,7 @@ import threading
 import time
 
 from harness.lm.brain import Brain, prefix_key
+from harness.lm.memo import Memo
 from harness.lm.tokens import TokenCounter
 from harness.lm.usage import COUNTER, UsageCounter
 
@@ -47,7 +48,7 @@ class OfflineEngine:
     def __init__(self, brain: Brain, tokens: TokenCounter, counter: UsageCounter = COUNTER) -> None:
         self.brain, self.tokens, self.counter = brain, tokens, counter
         self._seen: dict[str, int] = {}
-        self._prefix_counts: dict[str, int] = {}
+        self._prefix_counts = Memo(4096)
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo):  # programs get deep-copied by optimizers; the engine is shared
@@ -70,10 +71,7 @@ class OfflineEngine:
         n = self._prefix_counts.get(key)
         if n is None:
             turns = [("system", system), *messages[:-1]] if system else messages[:-1]
-            n = self.tokens.messages(turns) - self.tokens.REPLY_PRIMING if turns else 0
-            if len(self._prefix_counts) >= 4096:
-                self._prefix_counts.clear()
-            self._prefix_counts[key] = n
+            n = self._prefix_counts.put(key, self.tokens.messages(turns) - self.tokens.REPLY_PRIMING if turns else 0)
         return n
 
     def complete(self, request):

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from harness.lm.memo import Memo
+
 _FIELD_LINE = re.compile(r"^\d+\. `(?P<name>[^`]+)` \((?P<type>.*)\):", re.M)
 _MARKER = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]")
 _SCHEMA_NOTE = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]\n\{[^}\n]*\}\s+# note: the value you produce must adhere "
@@ -60,7 +62,7 @@ def _fields(section: str) -> list[OutField]:
     return [OutField(m["name"], m["type"].strip()) for m in _FIELD_LINE.finditer(section)]
 
 
-_SPLIT_CACHE: dict[str, dict[str, str]] = {}
+_SPLIT_CACHE = Memo(20_000)
 
 
 def split_markers(text: str) -> dict[str, str]:
@@ -70,8 +72,6 @@ def split_markers(text: str) -> dict[str, str]:
     hit = _SPLIT_CACHE.get(text)
     if hit is not None:
         return hit
-    if len(_SPLIT_CACHE) > 20_000:
-        _SPLIT_CACHE.clear()
     out: dict[str, str] = {}
     parts = _MARKER.split(text)
     # parts = [before, name1, value1, name2, value2, ...]
@@ -79,8 +79,7 @@ def split_markers(text: str) -> dict[str, str]:
         name = parts[k].strip()
         if name != "completed":
             out[name] = parts[k + 1].strip()
-    _SPLIT_CACHE[text] = out
-    return out
+    return _SPLIT_CACHE.put(text, out)
 
 
 def _strip_respond(text: str) -> str:

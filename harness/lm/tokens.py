@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from functools import lru_cache
 from pathlib import Path
+
+from harness.lm.memo import Memo
 
 
 def _litellm_bpe_dir() -> str | None:
@@ -57,29 +58,20 @@ class TokenCounter:
         self.model = model
         self.encoding = encoding_for(model)
         self.name = self.encoding.name
-        self._cache: dict[str, int] = {}
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache = Memo(cache_size)
 
     def text(self, s: str) -> int:
         n = self._cache.get(s)
         if n is None:
             n = sum(self._segment(seg) for seg in SEGMENT.split(s)) if len(s) > 256 else self._segment(s)
-            self._store(s, n)
+            self._cache.put(s, n)
         return n
 
     def _segment(self, s: str) -> int:
         n = self._cache.get(s)
         if n is None:
-            n = len(self.encoding.encode_ordinary(s))
-            self._store(s, n)
+            n = self._cache.put(s, len(self.encoding.encode_ordinary(s)))
         return n
-
-    def _store(self, s: str, n: int) -> None:
-        with self._lock:
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            self._cache[s] = n
 
     def messages(self, messages: list[tuple[str, str]]) -> int:
         """Prompt tokens of [(role, content), ...] as an OpenAI chat model bills them."""

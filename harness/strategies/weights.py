@@ -209,7 +209,8 @@ def _bootstrap_finetune_from(teacher_lm: Any, **kwargs: Any) -> Any:
 def _list_teacher_error(program: Any) -> str | None:
     """BetterTogether.compile wraps `teacher=` in a list (bettertogether.py:316) and hands that list to
     every step; BootstrapFewShot then calls `teacher.deepcopy()` on it (bootstrap.py:100). Returns
-    DSPy's error when a list teacher still breaks BootstrapFewShot, None once DSPy accepts one."""
+    DSPy's error when a list teacher still breaks BootstrapFewShot (so the record can name it), None
+    once DSPy accepts one."""
     from dspy.teleprompt import BootstrapFewShot
 
     try:
@@ -222,36 +223,29 @@ def _list_teacher_error(program: Any) -> str | None:
 def compile_better_together(ctx: RunContext, program: Any) -> Any:
     import dspy
     from dspy.teleprompt import BetterTogether, BootstrapFewShotWithRandomSearch
-    from dspy.teleprompt.bootstrap_finetune import BootstrapFinetune
 
     s = sizes(ctx)
     student = _student(ctx, program)
     metric = ctx.task.metric
+    # Passing teacher= makes the prompt steps fail, and BetterTogether only logs that and keeps the
+    # unoptimized program (flag_compilation_error_occurred). So no teacher= here: the prompt steps use
+    # the global LM (the run's), and the weight step gets the run's LM as its teacher by a subclass.
     broken = _list_teacher_error(program)
     if broken:
-        # Passing teacher= would make the prompt steps fail, and BetterTogether only logs that and
-        # keeps the unoptimized program (flag_compilation_error_occurred). So no teacher= here: the
-        # prompt steps use the global LM (the run's), and the weight step gets the run's LM as its
-        # teacher through a BootstrapFinetune subclass.
         ctx.workaround(f"BetterTogether.compile(teacher=...) wraps the teacher in a list (dspy/teleprompt/"
                        f"bettertogether.py:316) and BootstrapFewShot calls .deepcopy() on it (dspy/teleprompt/"
                        f"bootstrap.py:100): `{broken}`, and the prompt step is skipped silently; teacher= not "
                        "passed, the weight step's BootstrapFinetune given the run's LM as teacher by a subclass")
-        weights = _bootstrap_finetune_from(ctx.lm, metric=metric)
-        teacher = {}
-    else:
-        weights = BootstrapFinetune(metric=metric)
-        teacher = {"teacher": _teacher(program, ctx.lm)}
     optimizer = BetterTogether(
         metric=metric,
         p=BootstrapFewShotWithRandomSearch(metric=metric, **s.random_search),
-        w=weights,
+        w=_bootstrap_finetune_from(ctx.lm, metric=metric),
     )
     # The prompt step works on reset copies whose predictors have no LM (predict.py:70), so it
     # bootstraps and scores candidates on the globally configured LM: the run's LM here.
     with dspy.context(lm=ctx.lm):
         compiled = optimizer.compile(program, trainset=list(ctx.trainset), valset=list(ctx.devset) or None,
-                                     seed=ctx.seed, strategy="p -> w -> p", **teacher)
+                                     seed=ctx.seed, strategy="p -> w -> p")
     ctx.extra["better_together"] = {
         "candidates": [{"strategy": c["strategy"] or "baseline", "score": c["score"]}
                        for c in getattr(compiled, "candidate_programs", [])],
