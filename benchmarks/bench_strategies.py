@@ -14,7 +14,10 @@ FIGURES = ("status", "wall_s", "cpu_s", "peak_rss_mb", "gpu_peak_mb", "disk_writ
 
 def test_run(benchmark, bench, run_key):
     strategy, task, repeat = run_key
-    if bench.cfg.resume and bench.record_path(f"{strategy}__{task}__r{repeat}").exists():
+    kept = bench.kept(f"{strategy}__{task}__r{repeat}")
+    if kept is not None and kept.status != "ok":
+        pytest.fail(f"{kept.run_id}: kept from an earlier run (KEEP_FAILED=1): {kept.status}: {kept.error}")
+    if kept is not None:
         pytest.skip("already recorded; RESUME keeps it")
     benchmark.group = task
     record = benchmark.pedantic(bench.run, args=(strategy, task, repeat), rounds=1, iterations=1)

@@ -3,19 +3,18 @@
 With REPEAT=N a bench has N records per strategy and task; comparisons and checks read the
 median, and the spread (max - min over the median) is the noise the report states.
 
-The functions take run records, or their JSON dicts: the 1 -> 2 schema migration (record.py)
-computes the aggregates of an old report before its records are validated.
+Computed from a report's runs whenever needed, never stored in the report (schema 3), so that a
+derived figure cannot drift from the records it comes from.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from harness.record import METRICS, Aggregate, MetricStat, Report, RunRecord
+from harness.record import METRICS, Report, RunRecord
 
 Key = tuple[str, str]
 
@@ -38,9 +37,6 @@ class Stat:
     def spread(self) -> float:
         """max - min, in the metric's unit (0 for a single value)."""
         return self.hi - self.lo
-
-    def to_model(self) -> MetricStat:
-        return MetricStat(median=self.median, min=self.lo, max=self.hi, n=self.n)
 
 
 @dataclass(frozen=True)
@@ -71,10 +67,6 @@ class Group:
             return "ok"
         return ", ".join(f"{s} {n}/{self.runs}" for s, n in sorted(self.statuses.items(), key=lambda x: x[0] != "ok"))
 
-    def to_model(self) -> Aggregate:
-        return Aggregate(strategy=self.strategy, task=self.task, statuses=dict(self.statuses),
-                         metrics={m: s.to_model() for m, s in self.stats.items() if s is not None})
-
 
 def stat(values: Iterable[float | None]) -> Stat | None:
     vals = [float(v) for v in values if v is not None]
@@ -83,35 +75,25 @@ def stat(values: Iterable[float | None]) -> Stat | None:
     return Stat(median=statistics.median(vals), lo=min(vals), hi=max(vals), n=len(vals))
 
 
-def _field(run: RunRecord | Mapping[str, Any], name: str) -> Any:
-    return run.get(name) if isinstance(run, Mapping) else getattr(run, name, None)
-
-
-def metric_value(rec: RunRecord | Mapping[str, Any], name: str) -> float | None:
-    value = _field(rec, name)
+def metric_value(rec: RunRecord, name: str) -> float | None:
+    value = getattr(rec, name, None)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
 
 
-def groups(runs: Iterable[RunRecord | Mapping[str, Any]]) -> dict[Key, Group]:
+def groups(runs: Iterable[RunRecord]) -> dict[Key, Group]:
     """{(strategy, task): Group}, in the order the runs come; metrics over the runs with status ok."""
-    by_key: dict[Key, list] = {}
+    by_key: dict[Key, list[RunRecord]] = {}
     for run in runs:
-        by_key.setdefault((str(_field(run, "strategy")), str(_field(run, "task"))), []).append(run)
+        by_key.setdefault(run.key, []).append(run)
     out = {}
     for (strategy, task), recs in by_key.items():
-        ok = [r for r in recs if _field(r, "status") == "ok"]
-        errors = tuple(str(_field(r, "error")) for r in recs if _field(r, "status") != "ok" and _field(r, "error"))
-        out[(strategy, task)] = Group(
-            strategy=strategy, task=task, statuses=dict(Counter(str(_field(r, "status")) for r in recs)),
-            stats={m: stat(metric_value(r, m) for r in ok) for m in METRICS}, errors=errors)
+        ok = [r for r in recs if r.status == "ok"]
+        errors = tuple(r.error for r in recs if r.status != "ok" and r.error)
+        out[(strategy, task)] = Group(strategy=strategy, task=task, statuses=dict(Counter(r.status for r in recs)),
+                                      stats={m: stat(metric_value(r, m) for r in ok) for m in METRICS}, errors=errors)
     return out
-
-
-def build_aggregates(runs: Iterable[RunRecord | Mapping[str, Any]]) -> list[Aggregate]:
-    """What `Report.aggregates` holds: one Aggregate per strategy and task."""
-    return [g.to_model() for g in groups(runs).values()]
 
 
 def aggregate(report: Report, ok_only: bool = True) -> dict[Key, dict[str, Stat | None]]:

@@ -3,7 +3,8 @@
 OUT holds ``bench.json`` (what was asked), ``runs/<run_id>.json`` (one record per finished run),
 ``logs/``, and at the end ``report.json`` with the Markdown, CSV and plots beside it. A bench
 locks OUT; an interrupted one is continued with ``resume=True`` (``RESUME=1``), which keeps every
-record already written and runs only the missing ones.
+record already written with status ok and runs the missing ones, the ones that did not end ok (failed,
+timeout, killed, oom: unless ``keep_failed``, ``KEEP_FAILED=1``) and the ones that cannot be read.
 """
 
 from __future__ import annotations
@@ -17,20 +18,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from harness import machine, registry
-from harness.aggregate import build_aggregates
 from harness.errors import HarnessError, Interrupted
 from harness.files import OutLock, atomic_write_json, atomic_write_text
-from harness.record import Calibration, Report, RunRecord, SchemaError, load_record, utcnow
-from harness.runner import STOP, RunSpec, clean_stale, run_one, scrub
-
-NOTES_OFFLINE = [
-    "LM: the embedded offline LM (offline/simulated), served through dspy.LM with a custom engine. "
-    "Real: the optimizer process's time, CPU, memory and disk, and the LM calls and tokens it made "
-    "(counted where served, tokenizer of the price model). Not real: the LM's own latency, and the "
-    "quality of its answers: scores show that an optimizer did its work, not how good it is on a real model.",
-]
-
+from harness.load import SchemaError, first_error, load_record, read_json
+from harness.record import Calibration, Report, RunRecord, utcnow
+from harness.report import build_report, write_outputs
+from harness.redact import redact_url, scrub
+from harness.runner import STOP, RunSpec, clean_stale, run_one
 
 @dataclass
 class BenchConfig:
@@ -43,6 +40,7 @@ class BenchConfig:
     price_as: str | None = None
     repeat: int = 1
     resume: bool = False
+    keep_failed: bool = False  # with resume: keep records that are not ok instead of running them again
     timeout_s: float | None = None
     max_rss_mb: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -50,8 +48,9 @@ class BenchConfig:
 
     def asked(self) -> dict[str, Any]:
         """What identifies a bench for RESUME: the same question must be asked again."""
-        return {"profile": self.profile, "lm": self.lm, "api_base": self.api_base, "price_as": self.price_as,
-                "options": self.options}
+        return {"profile": self.profile, "lm": self.lm,
+                "api_base": redact_url(self.api_base) if self.api_base else None,  # never a credential in bench.json
+                "price_as": self.price_as, "options": self.options}
 
 
 def say(msg: str) -> None:
@@ -67,6 +66,7 @@ class Bench:
         self.t0 = time.perf_counter()
         self.calibration: Calibration | None = None
         self.done = 0
+        self._aside: Path | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -91,16 +91,20 @@ class Bench:
         ids = [registry.run_id(*r) for r in self.runs]
         if self.cfg.resume and state_path.exists():
             try:
-                state = json.loads(state_path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise HarnessError(f"cannot resume: {state_path} is unreadable ({exc}); start a new bench "
-                                   "without RESUME or choose another OUT") from None
+                state = read_json(state_path, "bench state")
+            except SchemaError as exc:
+                raise HarnessError(f"cannot resume: {exc}; start a new bench without RESUME or choose another "
+                                   "OUT") from None
             if state.get("asked") != json.loads(json.dumps(self.cfg.asked())):
                 raise HarnessError(f"cannot resume into {self.out}: it holds a bench with other settings "
                                    f"({state.get('asked')}); use the same PROFILE/LM/PRICE_AS or another OUT")
             ids = list(dict.fromkeys([*state.get("expected_runs", []), *ids]))
-            self.calibration = Calibration(**state["calibration"]) if state.get("calibration") else None
-            say(f"resuming in {self.out}: {len(self.recorded())} of {len(ids)} runs already recorded")
+            try:
+                self.calibration = Calibration.model_validate(state["calibration"]) if state.get("calibration") else None
+            except ValidationError as exc:
+                raise HarnessError(f"cannot resume: {state_path} calibration: {first_error(exc)}; start a new bench "
+                                   "without RESUME or choose another OUT") from None
+            self._say_resume(ids)
         elif not self.cfg.resume:
             self._archive_previous()
         if self.calibration is None:
@@ -116,7 +120,7 @@ class Bench:
         """A new bench into a used OUT keeps the old results under OUT/archive/<time>/, never mixed."""
         old = [p for p in ("runs", "logs", "report.json", "report.md", "runs.csv", "plots", "benchmark.json",
                            "bench.json", "machine.json", "claims.json", "finetune_memory.json", "scaling.json",
-                           "scaling") if (self.out / p).exists()]
+                           "scaling", "confirm") if (self.out / p).exists()]
         if not old:
             return
         dest = self.out / "archive" / utcnow().strftime("%Y%m%dT%H%M%SZ")
@@ -146,10 +150,49 @@ class Bench:
             records[rec.run_id] = rec
         return records
 
+    def kept(self, rid: str) -> RunRecord | None:
+        """The record RESUME keeps for `rid`: one that loads and is ok (or any status with keep_failed)."""
+        if not self.cfg.resume or not self.record_path(rid).exists():
+            return None
+        try:
+            rec = load_record(self.record_path(rid))
+        except SchemaError:
+            return None  # unreadable: run it again (the bench said so when it resumed)
+        return rec if rec.status == "ok" or self.cfg.keep_failed else None
+
+    def _set_aside(self, rid: str) -> None:
+        """Before a run replaces a record RESUME did not keep, move that record and its log to
+        OUT/archive/resume-<time>/: nothing written is lost."""
+        olds = [p for p in (self.record_path(rid), self.out / "logs" / f"{rid}.log") if p.exists()]
+        if not self.cfg.resume or not olds:
+            return
+        if self._aside is None:
+            self._aside = self.out / "archive" / f"resume-{utcnow().strftime('%Y%m%dT%H%M%SZ')}"
+        for path in olds:
+            dest = self._aside / path.parent.name / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), str(dest))
+
+    def _say_resume(self, ids: list[str]) -> None:
+        kept = [i for i in ids if self.kept(i) is not None]
+        say(f"resuming in {self.out}: {len(kept)} of {len(ids)} runs already recorded and kept")
+        for rid in ids:
+            path = self.record_path(rid)
+            if rid in kept or not path.exists():
+                continue
+            try:
+                rec = load_record(path)
+                say(f"    {rid}: recorded as {rec.status} ({rec.error or 'no reason'}): running it again"
+                    + ("" if self.cfg.keep_failed else " (KEEP_FAILED=1 keeps it)"))
+            except SchemaError as exc:
+                say(f"    {rid}: its record cannot be used ({exc}): running it again")
+
     def run(self, strategy: str, task: str, repeat: int = 0) -> RunRecord:
         rid = registry.run_id(strategy, task, repeat)
-        if self.cfg.resume and self.record_path(rid).exists():
-            return load_record(self.record_path(rid))
+        kept = self.kept(rid)
+        if kept is not None:
+            return kept
+        self._set_aside(rid)
         if STOP.is_set():
             raise Interrupted()
         n = len(self.expected)
@@ -163,25 +206,14 @@ class Bench:
 
     def report(self) -> Report:
         records = self.recorded()
-        runs = [records[i] for i in self.expected if i in records]
-        missing = [i for i in self.expected if i not in records]
-        notes = list(NOTES_OFFLINE) if self.cfg.lm is None else [
-            f"LM: {self.cfg.lm} (real). Calls and tokens counted for every call in every thread; spend priced at "
-            f"{self.cfg.price_as or self.cfg.lm} from DSPy's bundled price table."]
-        if missing:
-            notes.insert(0, f"INCOMPLETE: {len(missing)} of {len(self.expected)} runs have no record: "
-                            + ", ".join(missing))
-        return Report(created_at=utcnow(), profile=self.cfg.profile, lm=self.cfg.lm or "offline/simulated",
-                      priced_as=self.cfg.price_as or ("openai/gpt-4o-mini" if self.cfg.lm is None else None),
-                      machine=machine.describe_machine(),
-                      software=machine.describe_software(), git=machine.describe_git(),
-                      calibration=self.calibration, bench_wall_s=round(time.perf_counter() - self.t0, 2),
-                      expected_runs=self.expected, missing_runs=missing, complete=not missing, runs=runs,
-                      aggregates=build_aggregates(runs), notes=notes)
+        return build_report([records[i] for i in self.expected if i in records], self.expected,
+                            profile=self.cfg.profile, lm=self.cfg.lm, priced_as=self.cfg.price_as or (
+                                "openai/gpt-4o-mini" if self.cfg.lm is None else None),
+                            machine=machine.describe_machine(), software=machine.describe_software(),
+                            git=machine.describe_git(), calibration=self.calibration,
+                            bench_wall_s=round(time.perf_counter() - self.t0, 2))
 
     def write_report(self) -> Report:
-        from harness.report import write_outputs
-
         report = self.report()
         atomic_write_text(self.out / "machine.json", report.machine.model_dump_json(indent=1) + "\n")
         atomic_write_text(self.out / "report.json", scrub(report.model_dump_json(indent=1)) + "\n")
@@ -192,15 +224,20 @@ class Bench:
 
 
 def summary_line(rec: RunRecord) -> str:
+    """One line per run: status, time, memory, calls, tokens ("not measured" when the server gave no usage),
+    spend, score, and the LM calls that failed and examples that errored (`lm_failure_summary`)."""
     if rec.status != "ok":
-        return f"{rec.status.upper()}: {rec.error}"
+        said = rec.lm_failure_summary and not (rec.error or "").startswith("every LM call failed")
+        return f"{rec.status.upper()}: {rec.error}" + (f"; {rec.lm_failure_summary}" if said else "")
     score = ""
     if rec.score_before is not None and rec.score_after is not None:
         score = f", score {rec.score_before:.1f} -> {rec.score_after:.1f}"
-    calls = f", {rec.lm_calls:,} calls, {(rec.input_tokens or 0) + (rec.output_tokens or 0):,} tokens" \
-        if rec.lm_calls is not None else ""
+    tokens = "tokens not measured" if rec.input_tokens is None or rec.output_tokens is None else \
+        f"{rec.input_tokens + rec.output_tokens:,} tokens"
+    calls = f", {rec.lm_calls:,} calls, {tokens}" if rec.lm_calls is not None else ""
     cost = f", ${rec.api_cost_usd:.4f}" if rec.api_cost_usd is not None else ""
-    return f"ok in {rec.wall_s:.1f}s, peak RSS {rec.peak_rss_mb:.0f} MiB{calls}{cost}{score}"
+    failed = f", {rec.lm_failure_summary}" if rec.lm_failure_summary else ""
+    return f"ok in {rec.wall_s:.1f}s, peak RSS {rec.peak_rss_mb:.0f} MiB{calls}{cost}{score}{failed}"
 
 
 def config_dict(cfg: BenchConfig) -> dict[str, Any]:

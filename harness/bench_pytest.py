@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 from harness import registry
 from harness.bench import BenchConfig, say
 from harness.errors import Interrupted
 from harness.files import OutLock, atomic_write_text, ensure_writable
-from harness.runner import STOP, scrub
+from harness.runner import STOP, scrub, stop_on_signals
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "HARNESS_BENCH_CONFIG"
@@ -30,9 +29,9 @@ def config_from_env() -> BenchConfig:
         return BenchConfig(**data)
     return BenchConfig(out=Path(os.environ.get("OUT") or "results/latest"),
                        profile=os.environ.get("PROFILE") or "standard",
-                       strategies=registry.split_names(os.environ.get("STRATEGY")),
-                       tasks=registry.split_names(os.environ.get("TASK")), lm=os.environ.get("LM") or None,
-                       api_base=os.environ.get("API_BASE") or None, repeat=int(os.environ.get("REPEAT") or 1),
+                       strategies=registry.split_names(os.environ.get("STRATEGY"), "strategy"),
+                       tasks=registry.split_names(os.environ.get("TASK"), "task"), lm=os.environ.get("LM") or None,
+                       api_base=os.environ.get("API_BASE") or None, repeat=registry.parse_repeat(os.environ.get("REPEAT")),
                        resume=os.environ.get("RESUME", "") not in ("", "0"))
 
 
@@ -62,14 +61,10 @@ def _run_locked(cfg: BenchConfig, out: Path, pytest) -> int:
     tmp = out / ".benchmark.json.tmp"
     data = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
     os.environ[ENV] = json.dumps({**data, "out": str(out), "locked": True})
-    handlers = {sig: signal.signal(sig, lambda *_: STOP.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals():
         code = pytest.main([str(ROOT / "benchmarks"), "-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
                             f"--benchmark-json={tmp}", "--benchmark-columns=mean", "--benchmark-sort=name",
                             "--benchmark-name=short", "-W", "ignore::DeprecationWarning"])
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
     if tmp.exists():
         atomic_write_text(out / "benchmark.json", scrub(tmp.read_text()))
         tmp.unlink()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
 from harness import scaling
 from harness.errors import HarnessError
+from harness.redact import scrub
 
 EPILOG = """\
 examples:
@@ -34,15 +36,49 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--price-as", default=os.environ.get("PRICE_AS") or None,
                    help="model whose price (DSPy's bundled table) and tokenizer price the tokens (default: "
                         "openai/gpt-4o-mini for the offline LM, the model itself for --lm)")
-    g.add_argument("--timeout", type=float, default=None, help="time limit per run, seconds (default: per profile)")
-    g.add_argument("--max-rss", type=float, default=None, metavar="MB",
-                   help="memory cap on each run's process tree, MiB; a run over it ends as 'oom'")
+    g.add_argument("--timeout", type=_positive("--timeout"), default=None, metavar="SECONDS",
+                   help="time limit per run, seconds above 0 (default: per profile)")
+    g.add_argument("--max-rss", type=_positive("--max-rss"), default=None, metavar="MB",
+                   help="memory cap on each run's process tree, MiB above 0; a run over it ends as 'oom'")
     g.add_argument("--student", default=None, help="weight strategies: student model name or local HF folder")
     g.add_argument("--mode", choices=("full", "lora"), default=None, help="weight strategies: fine-tuning mode")
+    g.add_argument("--lm-retries", type=_retries, default=None, metavar="N",
+                   help="--lm: times DSPy retries a failed LM call (its num_retries; default 3, waiting 1, 2, 4 s)")
+
+
+def _positive(name: str):
+    """An argparse type: a finite number above 0 (refuses nan, inf, 0 and negatives in one line)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number above 0, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number above 0, got {text!r}")
+        return value
+    return parse
+
+
+def _count(text: str) -> int:
+    """An argparse type for --repeat: a whole number, 1 or more."""
+    from harness.registry import parse_repeat
+
+    try:
+        return parse_repeat(text, "--repeat")
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _retries(text: str) -> int:
+    """An argparse type for --lm-retries: a whole number, 0 or more."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"--lm-retries must be a whole number, 0 or more, got {text!r}")
+    return int(text)
 
 
 def _options(args: argparse.Namespace) -> dict:
-    return {k: v for k, v in (("student", args.student), ("mode", args.mode)) if v}
+    return {k: v for k, v in (("student", args.student), ("mode", args.mode), ("lm_retries", args.lm_retries))
+            if v is not None and v != ""}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,10 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default=os.environ.get("STRATEGY") or None, help="comma list (default: all)")
     p.add_argument("--task", default=os.environ.get("TASK") or None, help="comma list (default: all)")
     p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
-    p.add_argument("--repeat", type=int, default=int(os.environ.get("REPEAT") or 1),
-                   help="runs per strategy and task (medians and spread in the report)")
+    p.add_argument("--repeat", type=_count, default=None,
+                   help="runs per strategy and task, 1 or more (medians and spread in the report; default: "
+                        "REPEAT or 1)")
     p.add_argument("--resume", action="store_true", default=os.environ.get("RESUME", "") not in ("", "0"),
-                   help="keep the runs OUT already holds and run only the missing ones")
+                   help="keep the ok runs OUT already holds; run the missing ones, the ones that did not end ok "
+                        "and the unreadable ones")
+    p.add_argument("--keep-failed", action="store_true", default=os.environ.get("KEEP_FAILED", "") not in ("", "0"),
+                   help="with --resume: keep records that did not end ok instead of running them again "
+                        "(the bench still fails on them)")
     _add_run_options(p)
 
     p = sub.add_parser("report", help="(re)write report.json, report.md, runs.csv and plots from OUT/runs")
@@ -81,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("report", help="report.json")
     p.add_argument("--claims", default=None, help="claims file (default: the shipped one)")
     p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--against-quick", default=None, metavar="QUICK_REPORT",
+                   help="for a standard report: list the verdicts this quick report.json judges differently "
+                        "(default: the claims file's [assumptions.profiles] quick_reference)")
 
     p = sub.add_parser("compare", help="compare reports side by side (machines, versions)")
     p.add_argument("reports", nargs="+", help="two or more report.json files or bench folders")
@@ -91,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--current", required=True)
     p.add_argument("--thresholds", default=None,
                    help="TOML thresholds, layered over the shipped harness/thresholds.toml (only the keys it changes)")
+    p.add_argument("--confirm", action="store_true",
+                   help="re-run each pair whose time, RAM or disk regressed against another machine's baseline or in a "
+                        "contended run, and count it only if the re-runs regress too (what `make check` does)")
+    p.add_argument("--reruns", type=int, default=2, help="re-runs per pair with --confirm, 1 or more")
+    p.add_argument("--only-present", action="store_true",
+                   help="check only the baseline's pairs that the current report has (default: a missing pair is an error)")
 
     p = sub.add_parser("memory", help="fine-tuning memory and speed as a function of model size (make bench-memory)")
     p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
@@ -125,8 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import registry
     from harness.bench import summary_line
     from harness.bench_pytest import check_lm
-    from harness.files import ensure_writable
-    from harness.runner import RunSpec, run_one
+    from harness.files import OutLock, ensure_writable
+    from harness.runner import RunSpec, run_one, stop_on_signals
 
     registry.get_profile(args.profile)
     strategy = registry.get_strategy(args.strategy)
@@ -137,7 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = ensure_writable(Path(args.out))
     spec = RunSpec(strategy=args.strategy, task=args.task, profile=args.profile, lm=args.lm, api_base=args.api_base,
                    price_as=args.price_as, timeout_s=args.timeout, max_rss_mb=args.max_rss, options=_options(args))
-    rec = run_one(spec, out, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+    with OutLock(out), stop_on_signals():  # one writer per OUT, as a bench; SIGTERM ends the run cleanly
+        rec = run_one(spec, out, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
     print(f"{rec.run_id}: {summary_line(rec)}")
     print(f"record: {out / 'runs' / (rec.run_id + '.json')}")
     return 0 if rec.status == "ok" else 1
@@ -146,18 +197,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import BenchConfig
     from harness.bench_pytest import run_pytest
+    from harness.registry import parse_repeat
 
-    cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy),
-                      tasks=_names(args.task), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
-                      repeat=args.repeat, resume=args.resume, timeout_s=args.timeout, max_rss_mb=args.max_rss,
+    repeat = args.repeat if args.repeat is not None else parse_repeat(os.environ.get("REPEAT"))
+    cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy, "strategy"),
+                      tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
+                      repeat=repeat, resume=args.resume, keep_failed=args.keep_failed, timeout_s=args.timeout, max_rss_mb=args.max_rss,
                       options=_options(args))
     return run_pytest(cfg)
 
 
-def _names(value: str | None) -> list[str] | None:
+def _names(value: str | None, what: str) -> list[str] | None:
     from harness.registry import split_names
 
-    return split_names(value)
+    return split_names(value, what)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -186,7 +239,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.compare import main_check
+    from harness.check import main_check
 
     return main_check(args)
 
@@ -228,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)  # no credential is printed either
         return exc.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -236,11 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback, unless --debug
         if args.debug:
             raise
-        from harness.record import SchemaError
-
-        if isinstance(exc, SchemaError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+        print(f"error: unexpected {type(exc).__name__}: {scrub(' '.join(str(exc).split()))[:300]} "
               "(run with --debug for the traceback)", file=sys.stderr)
         return 1

@@ -8,32 +8,33 @@ one bench with the machine, the software and the git commit they ran on.
 Every field says its unit and how it was measured. ``None`` always means "not measured
 here" (for example GPU fields on a machine without an NVIDIA GPU), never zero.
 
-Versioning: ``SCHEMA_VERSION`` rises whenever a field changes meaning or is removed.
-``load_report`` migrates older reports and refuses newer ones with a clear error.
-History: 1 -> 2 added ``Report.aggregates`` (repeats folded into median, min, max, n).
+Versioning: ``SCHEMA_VERSION`` rises whenever a field changes meaning or is removed;
+``harness.load`` reads, migrates and validates the files (this module holds the models only).
+Measured figures are finite and not negative: a NaN, an Infinity or a negative time is refused
+when a record is made or read, never carried into a report.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 REPORT_KIND = "dspy-resource-bench/report"
 
 Status = Literal["ok", "failed", "timeout", "killed", "oom"]
 
 
-class SchemaError(ValueError):
-    """A file is not a report or run record this version of the harness can read."""
+# Measured figures: finite (NaN and Infinity are refused for every float, see _Model) and not negative.
+NonNeg = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=0)]
+Percent = Annotated[float, Field(ge=0, le=100)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- machine
@@ -41,7 +42,7 @@ class _Model(BaseModel):
 
 class GPUInfo(_Model):
     name: str = Field(description="GPU model as NVML reports it.")
-    memory_mb: float = Field(description="Total device memory, MiB (NVML).")
+    memory_mb: NonNeg = Field(description="Total device memory, MiB (NVML).")
     driver: str | None = Field(None, description="NVIDIA driver version.")
 
 
@@ -51,9 +52,9 @@ class MachineInfo(_Model):
     machine_id: str = Field(description="Short stable hash of hostname, CPU model, cores, RAM and GPUs.")
     hostname: str = Field(description="Host name (for telling machines apart; not an address).")
     cpu_model: str = Field(description="CPU model name from /proc/cpuinfo or platform.")
-    cpu_cores_logical: int = Field(description="Logical CPUs the OS reports (os.cpu_count).")
-    cpu_cores_usable: int = Field(description="CPUs this process may run on (sched_getaffinity).")
-    ram_mb: float = Field(description="Total system RAM, MiB (psutil.virtual_memory).")
+    cpu_cores_logical: Count = Field(description="Logical CPUs the OS reports (os.cpu_count).")
+    cpu_cores_usable: Count = Field(description="CPUs this process may run on (sched_getaffinity).")
+    ram_mb: NonNeg = Field(description="Total system RAM, MiB (psutil.virtual_memory).")
     gpus: list[GPUInfo] = Field(default_factory=list, description="NVIDIA GPUs seen by NVML; empty if none.")
     gpu_note: str | None = Field(None, description='Why there are no GPU figures, e.g. "no NVIDIA GPU".')
     os: str = Field(description="platform.platform().")
@@ -80,64 +81,130 @@ class GitInfo(_Model):
 class LMUsage(_Model):
     """Calls and tokens counted where the calls were served, so threads lose nothing."""
 
-    lm_calls: int = Field(0, description="Completions served (one per engine call; n>1 counts n).")
-    input_tokens: int = Field(0, description="Prompt tokens of all served calls.")
-    output_tokens: int = Field(0, description="Completion tokens of all served calls.")
-    api_cost_usd: float | None = Field(
-        None, description="input_tokens and output_tokens priced at `priced_as` (USD); None if unpriced."
+    lm_calls: Count = Field(0, description="Completions served (one per engine call; n>1 counts n).")
+    input_tokens: Count | None = Field(
+        0, description="Prompt tokens of all served calls; None (not measured) if any served call's response "
+        "carried no usage (`calls_without_usage`): a partial sum is not a figure."
+    )
+    output_tokens: Count | None = Field(
+        0, description="Completion tokens of all served calls; None under the same rule as input_tokens."
+    )
+    api_cost_usd: NonNeg | None = Field(
+        None, description="input_tokens and output_tokens priced at `priced_as` (USD); None if unpriced or if the "
+        "tokens are not measured."
+    )
+    calls_without_usage: Count = Field(
+        0, description="Served DSPy LM calls whose response carried no token usage (a server that omits `usage`); "
+        "counted by the real LM's usage tracker. The offline LM always counts its tokens (0)."
     )
 
     def __add__(self, other: "LMUsage") -> "LMUsage":
+        missing = self.calls_without_usage + other.calls_without_usage
         cost = None
-        if self.api_cost_usd is not None or other.api_cost_usd is not None:
+        if not missing and (self.api_cost_usd is not None or other.api_cost_usd is not None):
             cost = (self.api_cost_usd or 0.0) + (other.api_cost_usd or 0.0)
+
+        def tokens(a: int | None, b: int | None) -> int | None:
+            return None if missing or a is None or b is None else a + b
+
         return LMUsage(
             lm_calls=self.lm_calls + other.lm_calls,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
+            input_tokens=tokens(self.input_tokens, other.input_tokens),
+            output_tokens=tokens(self.output_tokens, other.output_tokens),
             api_cost_usd=cost,
+            calls_without_usage=missing,
         )
+
+
+class LMFailures(_Model):
+    """LM calls that failed and examples that errored, counted where they failed (every thread).
+
+    Counted by a DSPy callback in the run's process (harness.lm.usage): `on_lm_end` with an exception
+    is one DSPy LM call that failed after DSPy's own retries; `on_adapter_parse_end` with an exception
+    is one served answer the adapter could not parse. Zeros are measured zeros."""
+
+    failed_calls: Count = Field(
+        0, description="DSPy LM calls that gave the program no usable answer: the call raised after DSPy's own "
+        "retries (kinds connection, http_status, timeout, other: never served, not in lm_calls), or its answer was "
+        "served (counted in lm_calls and tokens) but the adapter could not parse it (kind parse; ChatAdapter then "
+        "tries JSONAdapter, which is one more call)."
+    )
+    by_kind: dict[str, Count] = Field(
+        default_factory=dict, description='failed_calls by kind: "connection" (no answer from the server: refused, '
+        'DNS, TLS, reset), "http_status" (the server answered with an HTTP error), "timeout", "parse", "other"; '
+        "kinds with no failure are absent."
+    )
+    http_statuses: dict[str, Count] = Field(
+        default_factory=dict, description='Failed calls of kind http_status by HTTP status code, e.g. {"500": 12}.'
+    )
+    retries: Count | None = Field(
+        0, description="Attempts DSPy retried (dspy.LM num_retries, default 3, waiting 1, 2, 4 s; transport, "
+        "timeout, rate-limit and 5xx errors only): each is one more request sent to the server, so requests the "
+        "server saw = served + failed (non-parse) calls + retries. Counted each time DSPy waits before a retry "
+        "(dspy.clients.execution._delay); None where this DSPy has no such step to count."
+    )
+    errored_examples: dict[str, Count] = Field(
+        default_factory=dict, description="Per evaluation phase (eval_before, eval_after): test examples whose "
+        "program or metric raised, which dspy.Evaluate scores 0 (examples minus the metric's completed calls); "
+        "empty outside evaluations."
+    )
+    first_error: str | None = Field(
+        None, description="The first failed call, one line: kind, server (credentials redacted) and DSPy's message."
+    )
+
+    @property
+    def unserved_calls(self) -> int:
+        """Failed calls the server never answered usably (every kind but parse)."""
+        return self.failed_calls - self.by_kind.get("parse", 0)
+
+    @property
+    def errored(self) -> int:
+        return sum(self.errored_examples.values())
 
 
 class Phase(_Model):
     """One measured step inside the child: baseline evaluation, compile, evaluation after."""
 
     name: str = Field(description='"setup", "eval_before", "compile" or "eval_after".')
-    wall_s: float = Field(description="Wall time of the phase, seconds (time.perf_counter).")
-    cpu_s: float = Field(description="CPU time (user+sys) of the child process in the phase, seconds.")
-    rss_end_mb: float = Field(description="Resident set size at the phase's end, MiB (VmRSS).")
-    hwm_mb: float = Field(description="Kernel high-water mark (VmHWM) at the phase's end, MiB.")
+    wall_s: NonNeg = Field(description="Wall time of the phase, seconds (time.perf_counter).")
+    cpu_s: NonNeg = Field(description="CPU time (user+sys) of the child process in the phase, seconds.")
+    rss_end_mb: NonNeg = Field(description="Resident set size at the phase's end, MiB (VmRSS).")
+    hwm_mb: NonNeg = Field(description="Kernel high-water mark (VmHWM) at the phase's end, MiB.")
     usage: LMUsage = Field(default_factory=LMUsage, description="LM calls and tokens served in the phase.")
-    lm_engine_s: float | None = Field(
+    lm_engine_s: NonNeg | None = Field(
         None, description="CPU time the offline LM spent serving the phase's calls (thread CPU time), seconds."
     )
-    n_examples: int | None = Field(None, description="Examples the phase evaluated or trained on, if any.")
+    n_examples: Count | None = Field(None, description="Examples the phase evaluated or trained on, if any.")
+    lm_failures: LMFailures | None = Field(
+        None, description="LM calls that failed, retries and (evaluations) errored examples in the phase; None in "
+        "records made before they were counted, and for setup."
+    )
 
 
 class Sample(_Model):
     """One point of the poller's timeline (the weaker method for peaks; kept for plots)."""
 
-    t: float = Field(description="Seconds since the child started.")
-    rss_mb: float = Field(description="RSS summed over the process tree, MiB.")
-    cpu_pct: float = Field(description="CPU use of the tree since the previous sample, % of one core.")
-    gpu_mb: float | None = Field(None, description="GPU memory of the tree (NVML), MiB; None without a GPU.")
+    t: NonNeg = Field(description="Seconds since the child started.")
+    rss_mb: NonNeg = Field(description="RSS summed over the process tree, MiB.")
+    cpu_pct: NonNeg = Field(description="CPU use of the tree since the previous sample, % of one core.")
+    gpu_mb: NonNeg | None = Field(None, description="GPU memory of the tree (NVML), MiB; None without a GPU.")
 
 
 class Measurement(_Model):
     """How the host resources were measured, and what the sampler itself cost."""
 
     peak_rss_method: str = Field(description="How `peak_rss_mb` was obtained.")
-    hwm_tree_sum_mb: float | None = Field(
+    hwm_tree_sum_mb: NonNeg | None = Field(
         None, description="Sum of the VmHWM of every process seen in the tree, MiB: an upper bound for the tree."
     )
-    sampled_peak_rss_mb: float | None = Field(
+    sampled_peak_rss_mb: NonNeg | None = Field(
         None, description="Highest RSS sum over the tree seen by the poller, MiB: a lower bound."
     )
-    processes_seen: int = Field(0, description="Processes seen in the run's tree (child included).")
-    sample_interval_s: float = Field(description="Poller interval, seconds.")
-    samples: int = Field(0, description="Samples taken.")
-    sampler_cpu_s: float = Field(0.0, description="CPU time of the sampler thread (time.thread_time), seconds.")
-    sampler_overhead_pct: float | None = Field(
+    processes_seen: Count = Field(0, description="Processes seen in the run's tree (child included).")
+    sample_interval_s: NonNeg = Field(description="Poller interval, seconds.")
+    samples: Count = Field(0, description="Samples taken.")
+    sampler_cpu_s: NonNeg = Field(0.0, description="CPU time of the sampler thread (time.thread_time), seconds.")
+    sampler_overhead_pct: NonNeg | None = Field(
         None, description="sampler_cpu_s as a share of the run's cpu_s, percent."
     )
     cpu_method: str = Field(description="How `cpu_s` was obtained.")
@@ -147,16 +214,16 @@ class Measurement(_Model):
 
 
 class GPUFigures(_Model):
-    device_peak_mb: float | None = Field(
+    device_peak_mb: NonNeg | None = Field(
         None, description="Peak device memory used during the run minus before it, MiB (NVML, sampled)."
     )
-    process_peak_mb: float | None = Field(
+    process_peak_mb: NonNeg | None = Field(
         None, description="Peak GPU memory of the run's processes, MiB (NVML per-process, sampled)."
     )
-    torch_peak_allocated_mb: float | None = Field(
+    torch_peak_allocated_mb: NonNeg | None = Field(
         None, description="torch.cuda.max_memory_allocated in the child, MiB (tensors only)."
     )
-    torch_peak_reserved_mb: float | None = Field(
+    torch_peak_reserved_mb: NonNeg | None = Field(
         None, description="torch.cuda.max_memory_reserved in the child, MiB (caching allocator)."
     )
 
@@ -168,19 +235,19 @@ class TrainingInfo(_Model):
     mode: str = Field(description='"full" or "lora".')
     device: str = Field(description='"cpu" or "cuda".')
     dtype: str = Field(description="Training dtype.")
-    total_params: int = Field(description="Parameters of the student.")
-    trainable_params: int = Field(description="Parameters that received gradients.")
-    steps: int = Field(description="Optimizer steps taken.")
-    examples: int = Field(description="Training examples (SFT) or rollouts (GRPO) trained on.")
-    tokens: int = Field(description="Tokens trained on (student tokenizer).")
+    total_params: Count = Field(description="Parameters of the student.")
+    trainable_params: Count = Field(description="Parameters that received gradients.")
+    steps: Count = Field(description="Optimizer steps taken.")
+    examples: Count = Field(description="Training examples (SFT) or rollouts (GRPO) trained on.")
+    tokens: Count = Field(description="Tokens trained on (student tokenizer).")
     loss_first: float | None = Field(None, description="Loss at the first step.")
     loss_last: float | None = Field(None, description="Loss at the last step.")
-    train_s: float = Field(description="Wall time inside training steps, seconds.")
-    param_change_rel: float | None = Field(
+    train_s: NonNeg = Field(description="Wall time inside training steps, seconds.")
+    param_change_rel: NonNeg | None = Field(
         None, description="||theta_after - theta_before|| / ||theta_before|| over trainable parameters."
     )
-    checkpoint_bytes: int = Field(0, description="Bytes of checkpoints written.")
-    jobs: int = Field(0, description="Fine-tuning or reinforcement jobs run.")
+    checkpoint_bytes: Count = Field(0, description="Bytes of checkpoints written.")
+    jobs: Count = Field(0, description="Fine-tuning or reinforcement jobs run.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else the trainer measured.")
 
 
@@ -195,7 +262,7 @@ class RunRecord(_Model):
     strategy: str = Field(description="Strategy registry name.")
     task: str = Field(description="Task registry name.")
     profile: str = Field(description='Profile: "quick" or "standard".')
-    repeat: int = Field(0, description="Repeat index (REPEAT=N gives 0..N-1).")
+    repeat: Count = Field(0, description="Repeat index (REPEAT=N gives 0..N-1).")
     status: Status = Field(description="ok, failed (raised), timeout, killed (signal), oom (memory cap).")
     error: str | None = Field(None, description="One-line reason when status is not ok.")
     workaround: str | None = Field(
@@ -203,39 +270,51 @@ class RunRecord(_Model):
     )
     started_at: datetime = Field(description="UTC start.")
     finished_at: datetime = Field(description="UTC end.")
-    timeout_s: float = Field(description="Time limit the run ran under, seconds.")
-    max_rss_mb: float | None = Field(None, description="Memory cap on the tree, MiB; None if none.")
+    timeout_s: NonNeg = Field(description="Time limit the run ran under, seconds.")
+    max_rss_mb: NonNeg | None = Field(None, description="Memory cap on the tree, MiB; None if none.")
 
-    wall_s: float = Field(description="Wall time of the child, start to exit, seconds.")
-    cpu_s: float = Field(description="CPU time (user+sys) of the whole process tree, seconds.")
-    peak_rss_mb: float = Field(description="Peak RSS, MiB; `measurement.peak_rss_method` says how.")
-    setup_rss_mb: float | None = Field(
+    wall_s: NonNeg = Field(description="Wall time of the child, start to exit, seconds.")
+    cpu_s: NonNeg = Field(description="CPU time (user+sys) of the whole process tree, seconds.")
+    peak_rss_mb: NonNeg = Field(description="Peak RSS, MiB; `measurement.peak_rss_method` says how.")
+    setup_rss_mb: NonNeg | None = Field(
         None, description="RSS after imports and task loading, before any measured phase, MiB: the fixed overhead."
     )
-    gpu_peak_mb: float | None = Field(
+    gpu_peak_mb: NonNeg | None = Field(
         None, description="Peak GPU memory of the run, MiB (NVML per-process, else device delta); None without GPU."
     )
     gpu: GPUFigures = Field(default_factory=GPUFigures, description="All GPU figures.")
-    disk_written_mb: float = Field(description="Bytes the tree caused to be written to storage, MiB.")
+    disk_written_mb: NonNeg = Field(description="Bytes the tree caused to be written to storage, MiB.")
 
     lm: str = Field(description='The LM the run used, e.g. "offline/simulated" or "openai/gpt-4o-mini".')
     lm_kind: Literal["offline", "real", "none"] = Field(description="offline: the embedded simulated LM.")
     priced_as: str | None = Field(None, description="Model whose price table priced the tokens.")
-    lm_calls: int | None = Field(None, description="LM completions served in the whole run.")
-    input_tokens: int | None = Field(None, description="Prompt tokens of the whole run.")
-    output_tokens: int | None = Field(None, description="Completion tokens of the whole run.")
-    api_cost_usd: float | None = Field(None, description="Spend of the whole run at `priced_as`, USD.")
-    lm_engine_s: float | None = Field(
+    lm_calls: Count | None = Field(None, description="LM completions served in the whole run.")
+    input_tokens: Count | None = Field(None, description="Prompt tokens of the whole run.")
+    output_tokens: Count | None = Field(None, description="Completion tokens of the whole run.")
+    api_cost_usd: NonNeg | None = Field(None, description="Spend of the whole run at `priced_as`, USD.")
+    lm_engine_s: NonNeg | None = Field(
         None, description="CPU time spent inside the offline LM serving calls (thread CPU time, every thread), "
         "seconds: its own cost, to set against DSPy's per-call overhead."
     )
+    lm_calls_without_usage: Count | None = Field(
+        None, description="Served LM calls whose response carried no token usage; when above 0, input_tokens, "
+        "output_tokens and api_cost_usd are None (not measured). None in records made before it was counted."
+    )
+    lm_failures: LMFailures | None = Field(
+        None, description="LM calls that failed (by kind, HTTP status), retries, and examples that errored in each "
+        "evaluation, over the whole run; None in records made before they were counted."
+    )
+    lm_failure_summary: str | None = Field(
+        None, description='One line for status lines and reports when any LM call failed or any example errored, '
+        'e.g. "12 of 60 LM calls failed (http 500 x12), 4 examples errored"; None when nothing failed.'
+    )
 
-    score_before: float | None = Field(None, description="Metric of the unoptimized program on the test split, %.")
-    score_after: float | None = Field(None, description="Metric of the compiled program on the test split, %.")
+    score_before: Percent | None = Field(None, description="Metric of the unoptimized program on the test split, %.")
+    score_after: Percent | None = Field(None, description="Metric of the compiled program on the test split, %.")
     metric: str | None = Field(None, description="Name of the task's metric.")
-    n_train: int | None = Field(None, description="Training examples given to the optimizer.")
-    n_dev: int | None = Field(None, description="Dev examples given to the optimizer.")
-    n_test: int | None = Field(None, description="Test examples scored.")
+    n_train: Count | None = Field(None, description="Training examples given to the optimizer.")
+    n_dev: Count | None = Field(None, description="Dev examples given to the optimizer.")
+    n_test: Count | None = Field(None, description="Test examples scored.")
 
     phases: list[Phase] = Field(default_factory=list, description="Measured phases in order.")
     training: TrainingInfo | None = Field(None, description="Weight-training figures, if the strategy trains.")
@@ -258,29 +337,9 @@ class Calibration(_Model):
     """A fixed CPU workload timed at the start of a bench, to compare times across machines."""
 
     workload: str = Field(description="What was timed.")
-    seconds: float = Field(description="Median wall time of the workload, seconds.")
-    repeats: int = Field(description="How many times it ran.")
-    spread_pct: float = Field(description="(max - min) / median of the repeats, percent.")
-
-
-class MetricStat(_Model):
-    """One metric over the repeats of one strategy on one task (records with status ok only)."""
-
-    median: float = Field(description="Median over the repeats, in the metric's unit (see METRICS).")
-    min: float = Field(description="Smallest value over the repeats.")
-    max: float = Field(description="Largest value over the repeats.")
-    n: int = Field(description="Repeats that measured the metric.")
-
-
-class Aggregate(_Model):
-    """The repeats of one strategy on one task folded together; computed from `runs` (harness.aggregate)."""
-
-    strategy: str = Field(description="Strategy registry name.")
-    task: str = Field(description="Task registry name.")
-    statuses: dict[str, int] = Field(description='Records by status, e.g. {"ok": 3}.')
-    metrics: dict[str, MetricStat] = Field(
-        default_factory=dict, description="Per metric of METRICS, over records with status ok; absent if not measured."
-    )
+    seconds: float = Field(gt=0, description="Median wall time of the workload, seconds.")
+    repeats: Count = Field(description="How many times it ran.")
+    spread_pct: NonNeg = Field(description="(max - min) / median of the repeats, percent.")
 
 
 class Report(_Model):
@@ -296,14 +355,11 @@ class Report(_Model):
     software: SoftwareInfo
     git: GitInfo
     calibration: Calibration | None = None
-    bench_wall_s: float | None = Field(None, description="Wall time of the whole bench, seconds.")
+    bench_wall_s: NonNeg | None = Field(None, description="Wall time of the whole bench, seconds.")
     expected_runs: list[str] = Field(default_factory=list, description="Run ids the bench was asked for.")
     missing_runs: list[str] = Field(default_factory=list, description="Run ids without a record.")
     complete: bool = Field(True, description="False if any asked-for run has no record.")
     runs: list[RunRecord] = Field(default_factory=list)
-    aggregates: list[Aggregate] = Field(
-        default_factory=list, description="Per strategy and task, per metric: median, min, max and n of `runs`."
-    )
     notes: list[str] = Field(default_factory=list, description="What the figures are and are not.")
 
 
@@ -336,100 +392,18 @@ METRICS: dict[str, Metric] = {
 }
 
 
-# --------------------------------------------------------------------------- files
+# --------------------------------------------------------------------------- helpers
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _migrate(data: dict[str, Any], what: str) -> dict[str, Any]:
-    """Bring an older document up to SCHEMA_VERSION; refuse a newer one."""
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise SchemaError(f"{what} has no valid schema_version: not a dspy-resource-bench file")
-    if version > SCHEMA_VERSION:
-        raise SchemaError(
-            f"{what} has schema_version {version}, newer than this harness reads ({SCHEMA_VERSION}): "
-            "update the harness (git pull) to read it"
-        )
-    for step in range(version, SCHEMA_VERSION):
-        data = MIGRATIONS[step](data)
-    return data
-
-
-def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
-    """2 added Report.aggregates: compute them from the report's runs. A run record only changes its version."""
-    data = {**data, "schema_version": 2}
-    if data.get("kind") == REPORT_KIND:
-        from harness.aggregate import build_aggregates  # aggregate imports this module
-
-        runs = data.get("runs")
-        runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
-        data["aggregates"] = [a.model_dump() for a in build_aggregates(runs)]
-    return data
-
-
-# MIGRATIONS[v] turns a version-v document into a version-(v+1) one.
-MIGRATIONS: dict[int, Any] = {1: _v1_to_v2}
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SchemaError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{what} {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise SchemaError(f"{what} {path} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SchemaError(f"{what} {path} is not a text (JSON) file") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise SchemaError(f"{what} {path} is not a JSON object")
-    return data
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"])
-    return f"{loc}: {err['msg']}"
-
-
-def load_report(path: str | Path) -> Report:
-    """Read a report, migrating older schema versions. Raises SchemaError with a one-line reason."""
-    data = _read_json(Path(path), "report")
-    if data.get("kind") != REPORT_KIND:
-        raise SchemaError(f"{path} is not a dspy-resource-bench report (no kind={REPORT_KIND!r})")
-    data = _migrate(data, f"report {path}")
-    runs = data.get("runs")
-    for run in runs if isinstance(runs, list) else []:
-        if isinstance(run, dict) and isinstance(run.get("schema_version"), int):
-            run.update(_migrate(run, f"run {run.get('run_id')} in {path}"))
-    try:
-        return Report.model_validate(data)
-    except ValidationError as exc:
-        raise SchemaError(f"report {path} does not match the schema: {_first_error(exc)}") from None
-
-
-def load_record(path: str | Path) -> RunRecord:
-    data = _migrate(_read_json(Path(path), "run record"), f"run record {path}")
-    try:
-        return RunRecord.model_validate(data)
-    except ValidationError as exc:
-        raise SchemaError(f"run record {path} does not match the schema: {_first_error(exc)}") from None
-
-
 def schema_markdown() -> str:
     """The record documented field by field (used by `python -m harness schema` and the docs)."""
     lines = [f"# Run record, schema_version {SCHEMA_VERSION}", ""]
-    for model in (RunRecord, Measurement, Phase, LMUsage, GPUFigures, TrainingInfo, Sample, MachineInfo,
-                  GPUInfo, SoftwareInfo, GitInfo, Report, Aggregate, MetricStat, Calibration):
+    for model in (RunRecord, Measurement, Phase, LMUsage, LMFailures, GPUFigures, TrainingInfo, Sample, MachineInfo,
+                  GPUInfo, SoftwareInfo, GitInfo, Report, Calibration):
         lines += [f"## {model.__name__}", "", (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "",
                   "", "| field | type | meaning |", "|---|---|---|"]
         for name, field in model.model_fields.items():

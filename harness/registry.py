@@ -58,7 +58,20 @@ def _load_plugins() -> tuple[str, ...]:
             importlib.import_module(name)
         except ImportError as exc:
             raise HarnessError(f"cannot import plugin {name!r} from HARNESS_PLUGINS: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a plugin's own bug, named with the plugin
+            raise HarnessError(f"plugin {name!r} from HARNESS_PLUGINS raised on import: "
+                               f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
     return names
+
+
+def _merged(kind: str, builtin: list, extra: dict) -> dict:
+    """Built-in entries and the plugins' ones; a plugin may add entries, never silently replace one."""
+    known = {e.name: e for e in builtin}
+    clash = [name for name in extra if name in known]
+    if clash:
+        raise HarnessError(f"a plugin in HARNESS_PLUGINS declares the {kind} {', '.join(map(repr, clash))}, which "
+                           f"is built in: give the plugin's {kind} another name")
+    return {**known, **extra}
 
 
 def strategies() -> dict[str, Strategy]:
@@ -66,14 +79,14 @@ def strategies() -> dict[str, Strategy]:
     from harness.strategies.weights import STRATEGIES as weights
 
     _load_plugins()
-    return {s.name: s for s in [*prompt, *weights, *_EXTRA_STRATEGIES.values()]}
+    return _merged("strategy", [*prompt, *weights], _EXTRA_STRATEGIES)
 
 
 def tasks() -> dict[str, Task]:
     from harness.tasks.registry import TASKS
 
     _load_plugins()
-    return {t.name: t for t in [*TASKS, *_EXTRA_TASKS.values()]}
+    return _merged("task", list(TASKS), _EXTRA_TASKS)
 
 
 def get_strategy(name: str) -> Strategy:
@@ -96,11 +109,28 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
-def split_names(value: str | None) -> list[str] | None:
-    """'a,b, c' -> ['a', 'b', 'c']; empty -> None (meaning all)."""
-    if not value:
+def split_names(value: str | None, what: str = "name") -> list[str] | None:
+    """'a,b, c' -> ['a', 'b', 'c']; None or '' -> None (meaning all); a list that names nothing (',')
+    is refused rather than read as "all"."""
+    if value is None or not value.strip():
         return None
-    return [v.strip() for v in value.split(",") if v.strip()] or None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise HarnessError(f"the {what} list {value!r} names no {what}: give names separated by commas, "
+                           f"or leave it out for all")
+    return names
+
+
+def parse_repeat(text: str | None, source: str = "REPEAT") -> int:
+    """Runs per strategy and task from `text` (e.g. the REPEAT variable): a whole number, 1 or more."""
+    raw = (text or "1").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HarnessError(f"{source} must be a whole number, 1 or more, got {raw!r}") from None
+    if value < 1:
+        raise HarnessError(f"{source} must be 1 or more, got {value}")
+    return value
 
 
 def plan(profile: str, strategy_names: list[str] | None = None, task_names: list[str] | None = None,

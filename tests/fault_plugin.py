@@ -94,9 +94,20 @@ def echo_env(ctx: RunContext, program):
     raise RuntimeError(f"provider refused key {key}")
 
 
-for name, fn in [("_burst", burst), ("_tree", tree), ("_raise", raise_), ("_hang", hang), ("_alloc", alloc),
+def nan_extra(ctx: RunContext, program):
+    """Report figures of its own that are not numbers (as a diverged optimizer might)."""
+    ctx.extra["best_score"] = float("nan")
+    ctx.extra["curve"] = [1.0, float("inf")]
+    return program
+
+
+def nan_metric(example, pred, trace=None) -> float:
+    return float("nan")
+
+
+for name, fn in [("_nan_extra", nan_extra), ("_burst", burst), ("_tree", tree), ("_raise", raise_), ("_hang", hang), ("_alloc", alloc),
                  ("_disk", disk), ("_network", network), ("_sleepy", sleepy), ("_echo_env", echo_env)]:
-    add_strategy(Strategy(name, "prompt", f"test strategy {name}", fn, tasks=("_toy",)))
+    add_strategy(Strategy(name, "prompt", f"test strategy {name}", fn, tasks=("_toy", "_toy_nan")))
 
 add_strategy(Strategy("_needs_missing", "prompt", "test strategy needing an absent module", sleepy, tasks=("_toy",),
                       needs=("a_module_that_is_not_installed",)))
@@ -104,3 +115,5 @@ add_strategy(Strategy("_needs_missing", "prompt", "test strategy needing an abse
 TINY = {"train": 4, "dev": 2, "test": 2}
 add_task(dataclasses.replace(_classify, name="_toy", data_name="classify", summary="a slice of classify for tests",
                              sizes={"quick": TINY, "standard": TINY}))
+add_task(dataclasses.replace(_classify, name="_toy_nan", data_name="classify", metric=nan_metric,
+                             summary="_toy with a metric that returns NaN", sizes={"quick": TINY, "standard": TINY}))

@@ -7,7 +7,10 @@ Modules, one idea each:
 - ``costs``: what an optimizer costs, read from a run record. ``evidence``: the report as a table, and the
   files beside it. ``stats``: ranks, Spearman's rho, least squares.
 - ``tiers``: tiers as an ordering of measured cost. ``checks``: one function per kind of check.
-- ``projections``: measured tokens priced and timed at hosted models, and at larger train sets.
+- ``projections``: measured tokens priced and timed at hosted models, and at larger train sets (fits with
+  their quality, never below what was measured). ``formulas``: the optimizers' own call counts (MIPROv2,
+  COPRO) beside the fits. ``profiles``: provisional verdicts (quick profile) and the verdicts that change
+  between a quick and a standard report.
 - ``analytic``: fine-tuning memory from first principles. ``memory_data``: ``finetune_memory.json`` and how
   far the analytic model agrees with it. ``training_cost``: GPUs, time, money and storage of weight training.
 - ``results``: every claim judged, with the projection tables. ``render``: Markdown and JSON.
@@ -21,22 +24,24 @@ from pathlib import Path
 __all__ = ["evaluate", "main_claims"]
 
 
-def evaluate(report, out=None, claims=None, with_projections: bool = True):
+def evaluate(report, out=None, claims=None, with_projections: bool = True, against_quick=None):
     from harness.claims.results import evaluate as _evaluate
 
-    return _evaluate(report, out, claims, with_projections)
+    return _evaluate(report, out, claims, with_projections, against_quick)
 
 
 def main_claims(args: argparse.Namespace) -> int:
-    """`python -m harness claims REPORT [--claims FILE] [--format md|json]`: print every verdict; exit 0."""
+    """`python -m harness claims REPORT [--claims FILE] [--format md|json] [--against-quick QUICK]`: print every
+    verdict (and, for a standard report, the verdicts the quick report judges differently); exit 0."""
     from harness.claims.render import to_json, to_markdown
-    from harness.record import load_report
+    from harness.load import load_report
 
     path = Path(args.report)
     if path.is_dir():
         path = path / "report.json"
     report = load_report(path)
-    result = evaluate(report, out=path.parent, claims=getattr(args, "claims", None))
+    result = evaluate(report, out=path.parent, claims=getattr(args, "claims", None),
+                      against_quick=getattr(args, "against_quick", None))
     fmt = getattr(args, "format", "md") or "md"
     print(to_json(result) if fmt == "json" else to_markdown(result, heading="# Claims: verdicts"), end="")
     return 0

@@ -15,9 +15,42 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.files import atomic_write_text
-from harness.record import Report, RunRecord, SchemaError, load_record, load_report, utcnow
+from harness.load import SchemaError, load_record, load_report
+from harness.record import Report, RunRecord, utcnow
 
-__all__ = ["write_outputs", "rebuild", "runs_frame"]
+__all__ = ["build_report", "write_outputs", "rebuild", "runs_frame", "NOTES_OFFLINE"]
+
+NOTES_OFFLINE = [
+    "LM: the embedded offline LM (offline/simulated), served through dspy.LM with a custom engine. "
+    "Real: the optimizer process's time, CPU, memory and disk, and the LM calls and tokens it made "
+    "(counted where served, tokenizer of the price model). Not real: the LM's own latency, and the "
+    "quality of its answers: scores show that an optimizer did its work, not how good it is on a real model.",
+]
+
+
+def lm_notes(lm: str | None, price_as: str | None) -> list[str]:
+    """What the figures of a bench with this LM are and are not (the first notes of every report)."""
+    if lm is None or lm.startswith("offline/"):
+        return list(NOTES_OFFLINE)
+    return [f"LM: {lm} (real). Calls and tokens counted for every call in every thread; spend priced at "
+            f"{price_as or lm} from DSPy's bundled price table (null where the server reported no usage)."]
+
+
+def build_report(runs: list[RunRecord], expected: list[str], *, profile: str, lm: str | None,
+                 priced_as: str | None, machine, software, git, calibration=None,
+                 bench_wall_s: float | None = None, notes: list[str] | None = None) -> Report:
+    """The one place a Report is put together (a bench's end, and `report` from records alone): the runs in
+    the order asked, the asked-for runs without a record named, and the notes that say what the figures are."""
+    by_id = {r.run_id: r for r in runs}
+    ids = [*expected, *(i for i in by_id if i not in expected)]
+    missing = [i for i in expected if i not in by_id]
+    notes = [n for n in (notes if notes is not None else lm_notes(lm, priced_as)) if not n.startswith("INCOMPLETE:")]
+    if missing:
+        notes.insert(0, f"INCOMPLETE: {len(missing)} of {len(expected)} runs have no record: " + ", ".join(missing))
+    return Report(created_at=utcnow(), profile=profile, lm=lm or "offline/simulated", priced_as=priced_as,
+                  machine=machine, software=software, git=git, calibration=calibration, bench_wall_s=bench_wall_s,
+                  expected_runs=list(expected), missing_runs=missing, complete=not missing,
+                  runs=[by_id[i] for i in ids if i in by_id], notes=notes)
 
 
 def runs_frame(report: Report):
@@ -71,14 +104,11 @@ def _records(out: Path) -> list[RunRecord]:
 
 
 def _from_records(records: list[RunRecord]) -> Report:
-    from harness.bench import NOTES_OFFLINE
-
     first = records[0]
-    offline = all(r.lm_kind == "offline" for r in records)
-    return Report(created_at=utcnow(), profile=first.profile, lm=first.lm, priced_as=first.priced_as,
-                  machine=first.machine, software=first.software, git=first.git,
-                  expected_runs=[r.run_id for r in records], runs=records,
-                  notes=list(NOTES_OFFLINE) if offline else [f"LM: {first.lm} (real)."])
+    lm = None if all(r.lm_kind == "offline" for r in records) else first.lm
+    return build_report(records, [r.run_id for r in records], profile=first.profile, lm=lm or first.lm,
+                        priced_as=first.priced_as, machine=first.machine, software=first.software, git=first.git,
+                        notes=lm_notes(lm, first.priced_as))
 
 
 def rebuild(out: Path) -> Report:
@@ -92,19 +122,15 @@ def rebuild(out: Path) -> Report:
         report = load_report(path)
         if records:
             by_id = {r.run_id: r for r in report.runs} | {r.run_id: r for r in records}
-            expected = report.expected_runs or list(by_id)
-            ids = [*expected, *(i for i in by_id if i not in expected)]
-            missing = [i for i in expected if i not in by_id]
-            notes = [n for n in report.notes if not n.startswith("INCOMPLETE:")]
-            if missing:
-                notes.insert(0, f"INCOMPLETE: {len(missing)} of {len(expected)} runs have no record: " + ", ".join(missing))
-            report = report.model_copy(update={"runs": [by_id[i] for i in ids if i in by_id], "missing_runs": missing,
-                                               "complete": not missing, "notes": notes})
+            report = build_report(list(by_id.values()), report.expected_runs or list(by_id), profile=report.profile,
+                                  lm=report.lm, priced_as=report.priced_as, machine=report.machine,
+                                  software=report.software, git=report.git, calibration=report.calibration,
+                                  bench_wall_s=report.bench_wall_s, notes=report.notes)
     elif records:
         report = _from_records(records)
     else:
         raise HarnessError(f"{out} holds neither report.json nor runs/*.json: nothing to build a report from "
-                           "(run `python -m harness bench --out {out}` first)")
+                           f"(run `python -m harness bench --out {out}` first)")
     atomic_write_text(path, scrub(report.model_dump_json(indent=1)) + "\n")
     write_outputs(report, out)
     return report

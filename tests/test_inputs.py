@@ -1,0 +1,234 @@
+"""Bad numbers and bad input are refused at the door; OUT has one writer; RESUME never hides a failure.
+
+Each case is what a user typed or a file held on a fresh clone, and what the harness must do: one line
+`error: ...`, exit 2, and nothing already written lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.load import SchemaError, load_record, load_report, read_json
+from tests.helpers import PLUGIN, ROOT, harness
+
+REFERENCE = ROOT / "results" / "baseline" / "report.json"
+SLEEPY = ["--profile", "quick", "--strategy", "_sleepy", "--task", "_toy"]
+
+
+def one_line_exit_2(r: subprocess.CompletedProcess, *needles: str) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- limits and counts
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--strategy", "_sleepy", "--task", "_toy", "--timeout", "-5"], "--timeout"),
+    (["run", "--strategy", "_sleepy", "--task", "_toy", "--timeout", "0"], "--timeout"),
+    (["run", "--strategy", "_sleepy", "--task", "_toy", "--timeout", "nan"], "--timeout"),
+    (["run", "--strategy", "_sleepy", "--task", "_toy", "--timeout", "inf"], "--timeout"),
+    (["run", "--strategy", "_sleepy", "--task", "_toy", "--max-rss", "-1"], "--max-rss"),
+    (["bench", *SLEEPY, "--repeat", "0"], "--repeat"),
+    (["bench", *SLEEPY, "--repeat", "abc"], "--repeat"),
+])
+def test_limits_and_counts_are_checked_before_a_run(tmp_path, args, needle):
+    r = harness(*args, "--out", str(tmp_path / "out"), timeout=60)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "out" / "runs").exists()  # nothing ran
+
+
+def test_repeat_from_the_environment_breaks_only_the_bench_and_says_so(tmp_path):
+    assert harness("list", env={"REPEAT": "abc"}).returncode == 0  # other commands are not touched
+    one_line_exit_2(harness("bench", *SLEEPY, "--out", str(tmp_path), env={"REPEAT": "abc"}), "REPEAT", "'abc'")
+
+
+@pytest.mark.parametrize("flag", ["--strategy", "--task"])
+def test_a_name_list_that_names_nothing_is_not_all(tmp_path, flag):
+    args = ["bench", "--profile", "quick", "--strategy", "_sleepy", "--task", "_toy", "--out", str(tmp_path)]
+    args[args.index(flag) + 1] = ","
+    one_line_exit_2(harness(*args), "names no")
+
+
+def test_report_of_an_empty_folder_names_the_folder(tmp_path):
+    line = one_line_exit_2(harness("report", str(tmp_path)))
+    assert str(tmp_path) in line and "{out}" not in line
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+def test_a_plugin_that_raises_on_import_is_named(tmp_path):
+    (tmp_path / "badplugin.py").write_text("raise RuntimeError('plugin bug')\n")
+    r = harness("list", env={"HARNESS_PLUGINS": "badplugin", "PYTHONPATH": str(tmp_path)})
+    one_line_exit_2(r, "'badplugin'", "RuntimeError: plugin bug")
+
+
+def test_a_plugin_cannot_silently_replace_a_built_in_strategy(tmp_path):
+    (tmp_path / "shadow.py").write_text(
+        "from harness.registry import add_strategy\nfrom harness.strategies.base import Strategy\n"
+        "add_strategy(Strategy('COPRO', 'prompt', 'a fake COPRO', lambda ctx, p: p))\n")
+    r = harness("list", env={"HARNESS_PLUGINS": "shadow", "PYTHONPATH": str(tmp_path)})
+    one_line_exit_2(r, "'COPRO'", "built in")
+
+
+# --------------------------------------------------------------------------- numbers in files
+
+
+def _reference() -> dict:
+    return json.loads(REFERENCE.read_text())
+
+
+@pytest.mark.parametrize("where,value", [("wall_s", float("nan")), ("wall_s", float("inf")), ("cpu_s", -1.0),
+                                         ("lm_calls", -3), ("score_after", 250.0)])
+def test_a_bad_measured_value_is_refused_naming_the_field(tmp_path, where, value):
+    data = _reference()
+    data["runs"][2][where] = value
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data))  # json writes NaN and Infinity as bare words
+    with pytest.raises(SchemaError) as exc:
+        load_report(path)
+    message = str(exc.value)
+    assert str(path) in message and "\n" not in message
+    assert where in message or "finite" in message, message
+
+
+def test_a_5000_digit_integer_is_refused_not_computed_with(tmp_path):
+    text = REFERENCE.read_text().replace('"lm_calls": ', '"lm_calls": ' + "9" * 5000 + " + 0 * ", 0)
+    path = tmp_path / "report.json"
+    data = _reference()
+    data["runs"][0]["lm_calls"] = 0
+    raw = json.dumps(data).replace('"lm_calls": 0', '"lm_calls": ' + "9" * 5000, 1)
+    path.write_text(raw)
+    with pytest.raises(SchemaError, match="digits"):
+        load_report(path)
+    assert text  # the reference itself is untouched
+
+
+def test_a_record_with_nan_cannot_be_made(tmp_path):
+    rec = load_report(REFERENCE).runs[0]
+    with pytest.raises(ValueError):
+        type(rec).model_validate({**rec.model_dump(), "peak_rss_mb": math.nan})
+    path = tmp_path / "r.json"
+    path.write_text(rec.model_dump_json().replace('"cpu_s":', '"cpu_s": NaN, "x":', 1))
+    with pytest.raises(SchemaError):
+        load_record(path)
+
+
+def test_read_json_names_the_file(tmp_path):
+    bad = tmp_path / "scaling.json"
+    bad.write_text("{not json")
+    with pytest.raises(SchemaError, match="scaling.json is not valid JSON"):
+        read_json(bad, "scaling file")
+
+
+def test_commands_refuse_a_report_with_nan_in_one_line(tmp_path):
+    data = _reference()
+    data["runs"][0]["wall_s"] = float("nan")
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data))
+    for args in (["claims", str(path)], ["compare", str(REFERENCE), str(path)], ["report", str(tmp_path)]):
+        one_line_exit_2(harness(*args, timeout=120), str(path))
+
+
+# --------------------------------------------------------------------------- one writer, honest resume
+
+
+def test_harness_run_locks_its_out_folder(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "HARNESS_PLUGINS": PLUGIN}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "bench", *SLEEPY, "--repeat", "3", "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.time()
+        while not (out / "bench.json").exists() and time.time() - t0 < 60:
+            time.sleep(0.1)
+        r = harness("run", "--strategy", "_sleepy", "--task", "_toy", "--out", str(out))
+        one_line_exit_2(r, "in use")
+    finally:
+        proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert len(json.loads((out / "report.json").read_text())["runs"]) == 3
+
+
+def test_sigterm_of_harness_run_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "HARNESS_PLUGINS": PLUGIN}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--strategy", "_hang", "--task", "_toy",
+                             "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    t0 = time.time()
+    while not any((out / ".work").glob("*")) if (out / ".work").is_dir() else time.time() - t0 < 60:
+        time.sleep(0.1)
+        if time.time() - t0 > 60:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert not list((out / ".work").glob("*")), list((out / ".work").iterdir())
+
+
+def test_resume_runs_again_what_did_not_end_ok_and_keeps_the_old_record(tmp_path):
+    out = tmp_path / "out"
+    r = harness("bench", "--profile", "quick", "--strategy", "_raise,_sleepy", "--task", "_toy", "--out", str(out))
+    assert r.returncode == 1
+    failed = out / "runs" / "_raise___toy__r0.json"
+    ok = out / "runs" / "_sleepy___toy__r0.json"
+    failed_bytes, ok_bytes = failed.read_bytes(), ok.read_bytes()
+
+    r = harness("bench", "--profile", "quick", "--strategy", "_raise,_sleepy", "--task", "_toy", "--out", str(out),
+                env={"RESUME": "1"})
+    assert r.returncode == 1, r.stderr[-2000:]  # a failing bench stays failing
+    assert "recorded as failed" in r.stderr and "running it again" in r.stderr
+    assert ok.read_bytes() == ok_bytes  # the ok record is kept as it was
+    aside = list((out / "archive").glob("resume-*/runs/_raise___toy__r0.json"))
+    assert len(aside) == 1 and aside[0].read_bytes() == failed_bytes  # the old one is set aside, not lost
+    assert json.loads(failed.read_text())["started_at"] != json.loads(failed_bytes)["started_at"]
+
+    r = harness("bench", "--profile", "quick", "--strategy", "_raise,_sleepy", "--task", "_toy", "--out", str(out),
+                env={"RESUME": "1", "KEEP_FAILED": "1"})
+    assert r.returncode == 1 and "KEEP_FAILED" in r.stdout + r.stderr  # kept, and still a failure
+
+
+def test_resume_runs_again_a_record_that_cannot_be_read(tmp_path):
+    out = tmp_path / "out"
+    assert harness("bench", *SLEEPY, "--out", str(out)).returncode == 0
+    record = out / "runs" / "_sleepy___toy__r0.json"
+    record.write_text("{ truncated")
+    r = harness("bench", *SLEEPY, "--out", str(out), env={"RESUME": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "cannot be used" in r.stderr
+    assert load_record(record).status == "ok"
+    assert Path(next((out / "archive").glob("resume-*/runs/_sleepy___toy__r0.json"))).read_text() == "{ truncated"
+
+
+# --------------------------------------------------------------------------- NaN from a run
+
+
+def test_a_run_that_reports_nan_still_gets_a_record_that_says_so(tmp_path):
+    r = harness("run", "--strategy", "_sleepy", "--task", "_toy_nan", "--out", str(tmp_path))
+    assert r.returncode == 1, r.stderr[-2000:]
+    rec = load_record(tmp_path / "runs" / "_sleepy___toy_nan__r0.json")
+    assert rec.status == "failed" and "score_before" in rec.error and "finite" in rec.error
+    assert rec.wall_s > 0  # what was measured is kept
+
+
+def test_nan_in_a_strategy_s_own_figures_becomes_null_not_an_unreadable_record(tmp_path):
+    r = harness("run", "--strategy", "_nan_extra", "--task", "_toy", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = load_record(tmp_path / "runs" / "_nan_extra___toy__r0.json")
+    assert rec.extra["best_score"] is None and rec.extra["curve"] == [1.0, None]
