@@ -8,7 +8,9 @@ Each phase is measured inside this process with the kernel's counters.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import resource
 import sys
@@ -45,6 +47,17 @@ class Child:
 
         return COUNTER.usage().model_dump()
 
+    def _failures(self) -> dict[str, Any]:
+        """The run's LM failures so far, with the examples errored in the evaluations measured so far."""
+        from harness.lm.usage import COUNTER
+
+        errored = {}
+        for phase in self.phases:
+            n = (phase.get("lm_failures") or {}).get("errored_examples", {}).get(phase["name"])
+            if n is not None:
+                errored[phase["name"]] = n
+        return COUNTER.failures().model_copy(update={"errored_examples": errored}).model_dump()
+
     def _beat(self) -> None:
         parent = os.getppid()
         while not self._stop.wait(1.0):
@@ -53,28 +66,34 @@ class Child:
             try:
                 atomic_write_json(self.run_dir / "progress.json",
                                   {"phase": self.phase, "elapsed_s": round(time.perf_counter() - self.t0, 1),
-                                   "usage": self._usage(), "phases": self.phases})
+                                   "usage": self._usage(), "lm_failures": self._failures(), "phases": self.phases})
             except Exception:  # a heartbeat must never kill the run
                 pass
 
     # ------------------------------------------------------------------ phases
 
-    def measured(self, name: str, fn, n_examples: int | None = None):
-        from harness.lm.usage import COUNTER, since
+    def measured(self, name: str, fn, n_examples: int | None = None, evaluation: bool = False):
+        """Run `fn` as the phase `name`, measured. An evaluation's `fn` returns (score, errored examples)."""
+        from harness.lm.usage import COUNTER, failures_since, since
 
         self.phase = name
-        before, engine0 = COUNTER.usage(), COUNTER.totals().engine_s
+        before = COUNTER.totals()
         w0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         out = fn()
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         rss, hwm = rss_hwm_mb()
-        engine = COUNTER.totals().engine_s - engine0
+        engine = COUNTER.totals().engine_s - before.engine_s
+        failures = failures_since(before)
+        if evaluation:
+            out, errored = out
+            failures = failures.model_copy(update={"errored_examples": {name: errored}})
         self.phases.append({
             "name": name, "wall_s": round(time.perf_counter() - w0, 4),
             "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 4),
             "rss_end_mb": round(rss, 2), "hwm_mb": round(hwm, 2),
             "usage": since(before).model_dump(), "n_examples": n_examples,
             "lm_engine_s": round(engine, 5) if self.spec.get("offline", True) else None,
+            "lm_failures": failures.model_dump(),
         })
         return out
 
@@ -106,12 +125,13 @@ class Child:
         import dspy
 
         from harness import registry
-        from harness.lm.usage import COUNTER
+        from harness.lm.usage import COUNTER, install_failure_counting
         from harness.strategies.base import RunContext
 
         task = registry.get_task(spec["task"])
         strategy = registry.get_strategy(spec["strategy"])
         lm = build_lm(spec, task)
+        install_failure_counting(COUNTER, where=spec.get("api_base"))
         dspy.configure(lm=lm)
         workdir = Path(spec["work_dir"])
         options = spec.get("options", {})
@@ -136,11 +156,13 @@ class Child:
         threads = spec.get("eval_threads", 1)
         if spec.get("score", True):
             self.result["score_before"] = self.measured(
-                "eval_before", lambda: evaluate(program, testset, task.metric, threads, ctx.eval_lm), len(testset))
+                "eval_before", lambda: evaluate(program, testset, task.metric, threads, ctx.eval_lm), len(testset),
+                evaluation=True)
         compiled = self.measured("compile", lambda: strategy.compile(ctx, program), len(ctx.trainset))
         if spec.get("score", True):
             self.result["score_after"] = self.measured(
-                "eval_after", lambda: evaluate(compiled, testset, task.metric, threads, ctx.eval_lm), len(testset))
+                "eval_after", lambda: evaluate(compiled, testset, task.metric, threads, ctx.eval_lm), len(testset),
+                evaluation=True)
 
     def finish(self) -> None:
         from harness.lm.usage import COUNTER
@@ -152,6 +174,7 @@ class Child:
             self.result["training"] = ctx.training.model_dump() if ctx.training is not None else None
         totals = COUNTER.totals()
         self.result["usage"] = COUNTER.usage().model_dump()
+        self.result["lm_failures"] = self._failures()
         self.result["priced_as"] = COUNTER.price.model if COUNTER.price else None
         self.result["lm_engine_s"] = round(totals.engine_s, 4) if self.spec.get("offline", True) else None
         self.result["counters"] = self_counters()
@@ -163,16 +186,32 @@ class Child:
         atomic_write_json(self.run_dir / "result.json", self.result)
 
 
-def evaluate(program, testset, metric, threads: int, lm=None) -> float:
-    """Score a program on the test split, in percent; a failing example scores 0 (never aborts)."""
+def evaluate(program, testset, metric, threads: int, lm=None) -> tuple[float, int]:
+    """(score on the test split in percent, examples that errored). An example whose program or metric raises
+    scores 0 and the evaluation goes on (dspy.Evaluate); it is counted as the examples the metric did not
+    return for, in every thread."""
     import dspy
 
-    evaluator = dspy.Evaluate(devset=testset, metric=metric, num_threads=threads, display_progress=False,
+    scored = _CountingMetric(metric)
+    evaluator = dspy.Evaluate(devset=testset, metric=scored, num_threads=threads, display_progress=False,
                               display_table=False, max_errors=len(testset) + 1, provide_traceback=False)
-    if lm is not None:
-        with dspy.context(lm=lm):
-            return round(float(evaluator(program).score), 4)
-    return round(float(evaluator(program).score), 4)
+    with dspy.context(lm=lm) if lm is not None else contextlib.nullcontext():
+        score = round(float(evaluator(program).score), 4)
+    return score, len(testset) - scored.returned
+
+
+class _CountingMetric:
+    """A metric that counts, thread-safely, the calls that returned."""
+
+    def __init__(self, metric) -> None:
+        self.metric, self.returned, self._lock = metric, 0, threading.Lock()
+        self.__name__ = getattr(metric, "__name__", type(metric).__name__)
+
+    def __call__(self, *args, **kwargs):
+        value = self.metric(*args, **kwargs)
+        with self._lock:
+            self.returned += 1
+        return value
 
 
 def build_lm(spec: dict[str, Any], task):
@@ -184,14 +223,27 @@ def build_lm(spec: dict[str, Any], task):
                                price_as=spec.get("price_as") or DEFAULT_PRICE_MODEL)
     from harness.lm.real import make_real_lm
 
-    return make_real_lm(spec["lm"], api_base=spec.get("api_base"), price_as=spec.get("price_as"))
+    retries = (spec.get("options") or {}).get("lm_retries")  # DSPy's num_retries (default 3), where asked
+    kwargs = {} if retries is None else {"num_retries": retries}
+    return make_real_lm(spec["lm"], api_base=spec.get("api_base"), price_as=spec.get("price_as"), **kwargs)
 
 
 DEFAULT_PRICE_MODEL = "openai/gpt-4o-mini"
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """`value` as plain JSON; a NaN or an Infinity (a strategy's own figure in `extra`) becomes None, since
+    no file of the harness holds one (harness.load refuses them)."""
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return v
+
+    return finite(json.loads(json.dumps(value, default=str)))
 
 
 def main(argv: list[str] | None = None) -> int:

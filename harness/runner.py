@@ -8,9 +8,10 @@ A run that raises, hangs or is killed still gets a record with its status and on
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
-import re
 import resource
 import shutil
 import signal
@@ -23,11 +24,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import ValidationError
+
 from harness import machine
-from harness.errors import Interrupted
+from harness.errors import HarnessError, Interrupted
 from harness.files import atomic_write_text, ensure_writable
+from harness.lm.usage import describe_failures, every_call_failed
+from harness.load import first_error
 from harness.measure import MB, TreeFigures, TreeSampler, downsample
-from harness.record import (GPUFigures, LMUsage, Measurement, Phase, RunRecord, Sample, TrainingInfo, utcnow)
+from harness.record import (GPUFigures, LMFailures, LMUsage, Measurement, Phase, RunRecord, Sample, TrainingInfo,
+                            utcnow)
+from harness.redact import SECRET_NAME, scrub, secret_values, url_secrets
 from harness.registry import get_profile, get_strategy, get_task, run_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +43,6 @@ OFFLINE_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
     "DSPY_NOTEBOOK": "0",
 }
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
 KILL_GRACE_S = 3.0
 STOP = threading.Event()  # set by a Ctrl-C/SIGTERM handler of a bench: the run in progress is stopped
 CONTROL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -66,16 +72,25 @@ class RunSpec:
         return run_id(self.strategy, self.task, self.repeat)
 
 
-def secret_values(env: dict[str, str] | None = None) -> list[str]:
-    """Values of environment variables that look like credentials (long enough to be one)."""
-    env = os.environ if env is None else env
-    return [v for k, v in env.items() if SECRET_NAME.search(k) and len(v) >= 8]
+@contextlib.contextmanager
+def stop_on_signals():
+    """While inside: Ctrl-C and SIGTERM set STOP, so the run in progress is stopped, its tree killed and its
+    work and control folders removed (nothing unscrubbed is left behind); the caller then sees Interrupted."""
+    handlers = {sig: signal.signal(sig, lambda *_: STOP.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
-def scrub(text: str, secrets: list[str] | None = None) -> str:
-    for value in sorted(secrets if secrets is not None else secret_values(), key=len, reverse=True):
-        text = text.replace(value, "[REDACTED]")
-    return text
+def check_limits(timeout_s: float | None, max_rss_mb: float | None) -> None:
+    """Refuse a time limit or memory cap that is not a finite number above 0, before anything runs."""
+    for name, value, unit in (("--timeout", timeout_s, "seconds"), ("--max-rss", max_rss_mb, "MiB")):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise HarnessError(f"{name} must be a number of {unit} above 0, got {value!r}")
 
 
 def child_env(spec: RunSpec, work_dir: Path) -> dict[str, str]:
@@ -165,9 +180,12 @@ def _wait(proc, spec: RunSpec, timeout: float, t0: float, run_dir: Path,
             next_beat = now + beat_every_s
             beat = _read_json(run_dir / "progress.json") or {}
             usage = beat.get("usage", {})
+            tokens = [usage.get("input_tokens", 0), usage.get("output_tokens", 0)]
+            failed = (beat.get("lm_failures") or {}).get("failed_calls")
             progress(f"{spec.run_id}: {beat.get('phase', 'starting')}, {now - t0:.0f}s, "
                      f"{usage.get('lm_calls', 0):,} LM calls, "
-                     f"{usage.get('input_tokens', 0) + usage.get('output_tokens', 0):,} tokens")
+                     + ("tokens not measured" if None in tokens else f"{sum(tokens):,} tokens")
+                     + (f", {failed:,} failed" if failed else ""))
 
 
 def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = None,
@@ -176,7 +194,8 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     strategy, task, profile = get_strategy(spec.strategy), get_task(spec.task), get_profile(spec.profile)
     if not strategy.runs_on(task.name):
         raise ValueError(f"{strategy.name} does not run on task {task.name}")
-    timeout = spec.timeout_s or profile.timeout_s
+    check_limits(spec.timeout_s, spec.max_rss_mb)
+    timeout = spec.timeout_s if spec.timeout_s is not None else profile.timeout_s
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     missing = missing_dependencies(strategy)
@@ -241,9 +260,14 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
         status, error = "failed", f"child exited with status {rc}: {_last_line(log_path)}"
     else:
         status, error = "ok", None
+    status, error = _lm_verdict(status, error, result if result is not None else beat)
 
-    record = _record(spec, timeout, status, error, started, wall, before, after, fig, result, beat, proc.pid)
-    secrets = secret_values()
+    try:
+        record = _record(spec, timeout, status, error, started, wall, before, after, fig, result, beat, proc.pid)
+    except ValidationError as exc:  # a NaN, an Infinity or a negative from the run: keep a record that says so
+        error = f"the run reported a figure that is not a finite, non-negative number: {first_error(exc)}"
+        record = _record(spec, timeout, "failed", error, started, wall, before, after, fig, None, {}, proc.pid)
+    secrets = secret_values() + url_secrets(spec.api_base)
     text = scrub(record.model_dump_json(indent=1), secrets)
     record = RunRecord.model_validate_json(text)  # what is returned (and printed) is what was written
     atomic_write_text(out / "runs" / f"{spec.run_id}.json", text + "\n")
@@ -255,6 +279,17 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.rmtree(work_dir, ignore_errors=True)
     return record
+
+
+def _lm_verdict(status: str, error: str | None, result: dict) -> tuple[str, str | None]:
+    """A run whose every LM call failed (calls attempted, none served or none parsed) is `failed` with that
+    reason, whatever the strategy made of it (a timeout, a kill or the memory cap keep their own status)."""
+    failures = result.get("lm_failures")
+    usage = result.get("usage") or {}
+    reason = every_call_failed(usage.get("lm_calls"), LMFailures(**failures) if failures else None)
+    if reason is None or status not in ("ok", "failed"):
+        return status, error
+    return "failed", reason if status == "ok" else f"{reason}; then {error}"
 
 
 def _record(spec: RunSpec, timeout: float, status: str, error: str | None, started, wall: float, before, after,
@@ -303,6 +338,8 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
     samples = [Sample(t=t, rss_mb=r, cpu_pct=c, gpu_mb=g) for t, r, c, g in downsample(fig.samples)]
 
     usage = LMUsage(**res["usage"]) if res.get("usage") else (LMUsage(**beat["usage"]) if beat.get("usage") else None)
+    failures = res.get("lm_failures") or beat.get("lm_failures")
+    failures = LMFailures(**failures) if failures else None
     phases = [Phase(**{**p, "usage": LMUsage(**(p.get("usage") or {}))}) for p in
               (res.get("phases") or beat.get("phases") or [])]
     gpu = GPUFigures(device_peak_mb=fig.gpu_device_peak_mb, process_peak_mb=fig.gpu_process_peak_mb,
@@ -324,6 +361,8 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
         priced_as=res.get("priced_as", spec.price_as), lm_calls=usage.lm_calls if usage else None,
         input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
         api_cost_usd=usage.api_cost_usd if usage else None, lm_engine_s=res.get("lm_engine_s"),
+        lm_calls_without_usage=usage.calls_without_usage if usage else None, lm_failures=failures,
+        lm_failure_summary=describe_failures(usage.lm_calls if usage else None, failures),
         score_before=res.get("score_before"), score_after=res.get("score_after"), metric=res.get("metric"),
         n_train=res.get("n_train"), n_dev=res.get("n_dev"), n_test=res.get("n_test"),
         phases=phases, training=training, extra=extra,

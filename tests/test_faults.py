@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import PLUGIN, ROOT, harness
+from harness.record import LMFailures
+from harness.redact import redact_url, scrub, secret_values, url_secrets
+from harness.runner import RunSpec, run_one
+from tests.helpers import PLUGIN, ROOT, harness, use_plugin
 
 SLEEPY = ["bench", "--profile", "quick", "--strategy", "_sleepy", "--task", "_toy"]
 
@@ -125,3 +128,26 @@ def test_list_and_help_explain(tmp_path):
     assert "_sleepy" not in r.stdout  # test entries stay hidden
     h = harness("--help")
     assert h.returncode == 0 and "Offline by default" in h.stdout
+
+
+def test_urls_lose_their_credentials_wherever_they_appear():
+    url = "http://user:s3cretpass@127.0.0.1:8000/v1?model=x&api_key=abcdef123456&Signature=zz#access_token=tok"
+    assert redact_url(url) == ("http://[REDACTED]@127.0.0.1:8000/v1?model=x&api_key=[REDACTED]&Signature=[REDACTED]"
+                               "#access_token=[REDACTED]")
+    assert redact_url("https://ghp_0123456789abcdef@github.com/o/r.git") == "https://[REDACTED]@github.com/o/r.git"
+    plain = "http://127.0.0.1:8000/v1?model=x&page=2"
+    assert redact_url(plain) == plain and scrub(f"see {plain}.", []) == f"see {plain}."
+    text = f"ConnectError('{url}'), password s3cretpass, key abcdef123456."
+    once = scrub(text, url_secrets(url))
+    assert "s3cretpass" not in once and "abcdef123456" not in once and once.endswith(", key [REDACTED].")
+    assert scrub(once, url_secrets(url)) == once  # a report scrubs records already scrubbed: nothing changes
+    assert {"s3cretpass", "abcdef123456"} <= set(secret_values({"API_BASE": url, "HOME": "/root"}))
+
+
+def test_an_offline_run_counts_no_failed_call_and_every_token(tmp_path):
+    use_plugin()
+    rec = run_one(RunSpec("LabeledFewShot", "_toy", "quick"), tmp_path)
+    assert rec.status == "ok", rec.error
+    assert rec.lm_failures == LMFailures(errored_examples={"eval_before": 0, "eval_after": 0})
+    assert rec.lm_failure_summary is None and rec.lm_calls_without_usage == 0
+    assert rec.lm_calls == 4 and rec.input_tokens > 0 and rec.api_cost_usd > 0

@@ -14,7 +14,7 @@ import time
 from harness.lm.brain import Brain, prefix_key
 from harness.lm.memo import Memo
 from harness.lm.tokens import TokenCounter
-from harness.lm.usage import COUNTER, UsageCounter
+from harness.lm.usage import COUNTER, UsageCounter, failure_counting_callback
 
 OFFLINE_MODEL = "offline/simulated"
 
@@ -27,17 +27,17 @@ def _rollout_callback():
     The engine never sees ``rollout_id`` (DSPy strips it before the request), but DSPy calls
     ``on_lm_start`` in the calling thread right before the engine, with the LM instance.
     """
-    from dspy.utils.callback import BaseCallback
-
-    class RolloutTag(BaseCallback):
+    class RolloutTag(failure_counting_callback()):  # it also counts failed calls: no second callback to dispatch
         def on_lm_start(self, call_id, instance, inputs):
             rid = inputs.get("rollout_id") if isinstance(inputs, dict) else None
             if rid is None:
                 rid = getattr(instance, "kwargs", {}).get("rollout_id")
             _local.rollout = rid
+            super().on_lm_start(call_id, instance, inputs)
 
         def on_lm_end(self, call_id, outputs, exception=None):
             _local.rollout = None
+            super().on_lm_end(call_id, outputs, exception)
 
     return RolloutTag()
 

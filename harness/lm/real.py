@@ -1,7 +1,10 @@
 """A real LM, named by the user: any model string `dspy.LM` accepts, counted in every thread.
 
-Keys come from the environment as DSPy and litellm read them; the harness never stores them.
-DSPy's cache is off so that every call is a real, billed call.
+Keys come from the environment as DSPy and litellm read them; the harness never stores them. An API
+base may carry credentials (``user:pass@``, ``?api_key=``): this process connects with the URL as given
+(it reaches it through the run's spec file on tmpfs), and everything written or printed carries it
+redacted (harness.redact). DSPy's cache is off so that every call is a real, billed call; DSPy's own
+retries (``num_retries``, default 3, ``--lm-retries``) stay on and are counted (harness.lm.usage).
 """
 
 from __future__ import annotations

@@ -1,19 +1,32 @@
-"""Calls and tokens counted where they are served, in one process-wide, thread-safe counter.
+"""Calls, tokens and failures counted where they are served or fail, in one process-wide, thread-safe counter.
 
 * The offline LM counts in its engine: every completion it serves.
 * A real LM is counted by :class:`ServedUsageTracker`, installed as DSPy's global usage
   tracker. DSPy's own ``track_usage`` loses calls made in threads because the parallelizer
   deep-copies the tracker per thread (dspy/utils/parallelizer.py:128-130); this tracker's
   ``__deepcopy__`` returns itself, so every thread adds to the same counter. Completions are
-  counted from the ``on_lm_end`` callback (one DSPy call with n>1 serves n completions).
+  counted from the ``on_lm_end`` callback (one DSPy call with n>1 serves n completions). A served
+  call whose response carried no token usage is counted apart: the tokens are then not measured
+  (``None``), never a partial sum or 0.
+* Failures (both LMs) are counted by the LM's own DSPy callback (:func:`failure_counting_callback`), in
+  the thread that made the call: an ``on_lm_end`` with an exception is one DSPy LM call that failed after DSPy's own retries, by kind
+  (:func:`failure_kind`); an ``on_adapter_parse_end`` with an exception is one served answer the
+  adapter could not parse. Retries are counted where DSPy 3.4 waits before one
+  (``dspy.clients.execution._delay``, called once per retry by both its sync and async paths): each
+  is one more request sent to the server. Examples that errored in an evaluation are counted by the
+  run's process (``harness.child.evaluate``).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from harness.record import LMUsage
+from harness.record import LMFailures, LMUsage
+from harness.redact import redact_url, scrub
+
+MAX_ERRORS = 1000  # failure descriptions kept per run, so that each phase can name its first one
 
 
 @dataclass
@@ -22,6 +35,16 @@ class _Totals:
     input_tokens: int = 0
     output_tokens: int = 0
     engine_s: float = 0.0
+    without_usage: int = 0  # served calls whose response had no token usage
+    failed: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    http_statuses: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)  # one line per failure, in order (the first MAX_ERRORS)
+
+    def copy(self) -> "_Totals":
+        return _Totals(**{**vars(self), "by_kind": dict(self.by_kind), "http_statuses": dict(self.http_statuses),
+                          "errors": list(self.errors)})
 
 
 class UsageCounter:
@@ -29,23 +52,39 @@ class UsageCounter:
         self._lock = threading.Lock()
         self._t = _Totals()
         self.price = None  # harness.lm.pricing.Price, set by whoever builds the LM
+        self.retries_counted = False  # True once the retry hook is installed (else retries are not measured)
 
-    def add(self, calls: int = 0, input_tokens: int = 0, output_tokens: int = 0, engine_s: float = 0.0) -> None:
+    def add(self, calls: int = 0, input_tokens: int = 0, output_tokens: int = 0, engine_s: float = 0.0,
+            without_usage: int = 0) -> None:
         with self._lock:
             self._t.calls += calls
             self._t.input_tokens += input_tokens
             self._t.output_tokens += output_tokens
             self._t.engine_s += engine_s
+            self._t.without_usage += without_usage
+
+    def add_failure(self, kind: str, status: int | None = None, message: str | None = None) -> None:
+        with self._lock:
+            self._t.failed += 1
+            self._t.by_kind[kind] = self._t.by_kind.get(kind, 0) + 1
+            if status is not None:
+                self._t.http_statuses[str(status)] = self._t.http_statuses.get(str(status), 0) + 1
+            if len(self._t.errors) < MAX_ERRORS:
+                self._t.errors.append(message or kind)
+
+    def add_retry(self) -> None:
+        with self._lock:
+            self._t.retries += 1
 
     def totals(self) -> _Totals:
         with self._lock:
-            return _Totals(**vars(self._t))
+            return self._t.copy()
 
     def usage(self) -> LMUsage:
-        t = self.totals()
-        cost = self.price.cost(t.input_tokens, t.output_tokens) if self.price else None
-        return LMUsage(lm_calls=t.calls, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
-                       api_cost_usd=None if cost is None else round(cost, 8))
+        return since(_Totals(), self)
+
+    def failures(self) -> LMFailures:
+        return failures_since(_Totals(), self)
 
     def reset(self) -> None:
         with self._lock:
@@ -55,38 +94,196 @@ class UsageCounter:
 COUNTER = UsageCounter()
 
 
-def since(before: LMUsage, counter: UsageCounter = COUNTER) -> LMUsage:
-    """Usage served since the snapshot `before`."""
-    now = counter.usage()
-    cost = None if now.api_cost_usd is None else round(now.api_cost_usd - (before.api_cost_usd or 0.0), 8)
-    return LMUsage(lm_calls=now.lm_calls - before.lm_calls, input_tokens=now.input_tokens - before.input_tokens,
-                   output_tokens=now.output_tokens - before.output_tokens, api_cost_usd=cost)
+def since(before: _Totals, counter: UsageCounter = COUNTER) -> LMUsage:
+    """Usage served since the snapshot `before` (``counter.totals()``). Tokens and spend are None if any
+    call served in between carried no usage: a partial sum is not a figure."""
+    now = counter.totals()
+    missing = now.without_usage - before.without_usage
+    inp, out = now.input_tokens - before.input_tokens, now.output_tokens - before.output_tokens
+    cost = counter.price.cost(inp, out) if counter.price and not missing else None
+    return LMUsage(lm_calls=now.calls - before.calls, input_tokens=None if missing else inp,
+                   output_tokens=None if missing else out, api_cost_usd=None if cost is None else round(cost, 8),
+                   calls_without_usage=missing)
 
 
-def _usage_tokens(entry: dict) -> tuple[int, int]:
-    """(input, output) tokens from a usage dict in litellm/OpenAI or lm15 naming."""
-    inp = entry.get("prompt_tokens", entry.get("input_tokens")) or 0
-    out = entry.get("completion_tokens", entry.get("output_tokens")) or 0
-    return int(inp), int(out)
+def failures_since(before: _Totals, counter: UsageCounter = COUNTER) -> LMFailures:
+    """LM calls that failed since the snapshot `before` (errored examples are added by the caller)."""
+    now = counter.totals()
+
+    def delta(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        return {k: v - b.get(k, 0) for k, v in sorted(a.items()) if v - b.get(k, 0)}
+
+    failed = now.failed - before.failed
+    return LMFailures(failed_calls=failed, by_kind=delta(now.by_kind, before.by_kind),
+                      http_statuses=delta(now.http_statuses, before.http_statuses),
+                      retries=now.retries - before.retries if counter.retries_counted else None,
+                      first_error=now.errors[before.failed] if failed and before.failed < len(now.errors) else None)
+
+
+def _usage_tokens(entry: dict) -> tuple[int | None, int | None]:
+    """(input, output) tokens from a usage dict in litellm/OpenAI or lm15 naming; None where absent."""
+    inp = entry.get("prompt_tokens", entry.get("input_tokens"))
+    out = entry.get("completion_tokens", entry.get("output_tokens"))
+    return (None if inp is None else int(inp)), (None if out is None else int(out))
+
+
+def failure_kind(exc: BaseException) -> tuple[str, int | None]:
+    """(kind, HTTP status or None) of a failed LM call, from DSPy 3.4's canonical errors
+    (dspy.utils.exceptions): every engine failure reaches the callback as one of them."""
+    from dspy.utils.exceptions import AdapterParseError, LMTimeoutError, LMTransportError
+
+    if isinstance(exc, AdapterParseError):
+        return "parse", None
+    if isinstance(exc, (LMTimeoutError, TimeoutError)):
+        return "timeout", None
+    if isinstance(exc, (LMTransportError, ConnectionError)):
+        return "connection", None
+    status = getattr(exc, "status", None)
+    if status is None:
+        status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool):
+        return "http_status", status
+    return "other", None
+
+
+def describe_failure(exc: BaseException, kind: str, status: int | None, where: str | None) -> str:
+    """One line for a failed call: what failed, where (the URL with its credentials redacted), DSPy's words."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    head = {"connection": "connection failed", "timeout": "timed out", "parse": "answer could not be parsed",
+            "http_status": f"HTTP {status}", "other": type(exc).__name__}[kind]
+    place = f" to {redact_url(where)}" if where and kind != "parse" else ""
+    line = scrub(f"{head}{place}: {text}")
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+_LAST = threading.local()  # .counted: whether the LM this thread called last is the run's LM
+
+
+def uncounted(lm) -> bool:
+    """Whether `lm` is not the run's LM but a model the harness trains in the run's process (a weight
+    strategy's student: its engine or provider says ``harness_uncounted = True``). Its calls are not LM
+    calls of the run (no API serves them) and its unparsable answers are the student's score, not LM failures."""
+    return any(getattr(getattr(lm, part, None), "harness_uncounted", False) for part in ("provider", "engine"))
+
+
+@functools.cache
+def failure_counting_callback() -> type:
+    """The DSPy callback class that counts failed LM calls and unparsable answers into its `counter`.
+
+    Each LM's own callback derives from it (the offline LM's rollout tag, the real LM's completion counter),
+    so that counting failures adds no callback to DSPy's dispatch: one more (even a no-op) made each call of
+    the math program on the offline LM 0.25-0.3 ms slower on the 2-core VM (0.74 ms with none), a cost the
+    offline figures must not carry."""
+    from dspy.utils.callback import BaseCallback
+
+    class FailureCounting(BaseCallback):
+        counter: UsageCounter = COUNTER
+        where: str | None = None  # the API base, to name the server in the first failure's description
+
+        def on_lm_start(self, call_id, instance, inputs):
+            # An adapter parses the answer in the thread that called the LM, right after the call: which LM
+            # answered decides whether a parse failure is the run's LM failing (counted) or a trained
+            # student's answer (not counted, as its calls are not: see `uncounted`).
+            _LAST.counted = not uncounted(instance)
+
+        def on_lm_end(self, call_id, outputs, exception=None):
+            if isinstance(exception, Exception) and getattr(_LAST, "counted", True):  # no KeyboardInterrupt
+                kind, status = failure_kind(exception)
+                self.counter.add_failure(kind, status, describe_failure(exception, kind, status, self.where))
+
+        def on_adapter_parse_end(self, call_id, outputs, exception=None):
+            if isinstance(exception, Exception) and getattr(_LAST, "counted", True):
+                self.counter.add_failure("parse", None, describe_failure(exception, "parse", None, None))
+
+    return FailureCounting
+
+
+def install_failure_counting(counter: UsageCounter = COUNTER, where: str | None = None) -> None:
+    """Count failed LM calls, unparsable answers and retries into `counter`, in every thread (any LM): through
+    the LM's own callback where it derives from :func:`failure_counting_callback`, else through a new one."""
+    import dspy
+
+    base = failure_counting_callback()
+    mine = [c for c in dspy.settings.callbacks if isinstance(c, base)]
+    if not mine:
+        mine = [base()]
+        dspy.configure(callbacks=[*dspy.settings.callbacks, *mine])
+    for callback in mine:
+        callback.counter, callback.where = counter, where
+    counter.retries_counted = _count_retries(counter)
+
+
+def _count_retries(counter: UsageCounter) -> bool:
+    """Wrap DSPy's retry wait so that each retry is counted; False where this DSPy has none to wrap."""
+    try:
+        from dspy.clients import execution
+    except ImportError:
+        return False
+    delay = getattr(execution, "_delay", None)
+    if not callable(delay):
+        return False
+    original = getattr(delay, "__wrapped_delay__", delay)
+
+    def counted_delay(exc, attempt):
+        counter.add_retry()
+        return original(exc, attempt)
+
+    counted_delay.__wrapped_delay__ = original
+    execution._delay = counted_delay
+    return True
 
 
 def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
     """Count a real LM's calls and tokens across every thread (see the module docstring)."""
     import dspy
-    from dspy.utils.callback import BaseCallback
     from dspy.utils.usage_tracker import UsageTracker
 
     class ServedUsageTracker(UsageTracker):
         def add_usage(self, lm: str, usage_entry: dict) -> None:
             inp, out = _usage_tokens(dict(usage_entry or {}))
-            counter.add(input_tokens=inp, output_tokens=out)
+            if inp is None and out is None:
+                counter.add(without_usage=1)  # the server said nothing about tokens: not measured
+            else:
+                counter.add(input_tokens=inp or 0, output_tokens=out or 0)
 
         def __deepcopy__(self, memo):  # one tracker for all threads
             return self
 
-    class CompletionCounter(BaseCallback):
+    class CompletionCounter(failure_counting_callback()):
         def on_lm_end(self, call_id, outputs, exception=None):
+            super().on_lm_end(call_id, outputs, exception)
             if exception is None and outputs is not None:
                 counter.add(calls=len(outputs) if isinstance(outputs, list) else 1)
 
-    dspy.configure(usage_tracker=ServedUsageTracker(), callbacks=[CompletionCounter()])
+    callbacks = [c for c in dspy.settings.callbacks if type(c).__name__ != "CompletionCounter"]
+    dspy.configure(usage_tracker=ServedUsageTracker(), callbacks=[*callbacks, CompletionCounter()])
+
+
+def describe_failures(lm_calls: int | None, failures: LMFailures | None) -> str | None:
+    """One line, e.g. "12 of 60 LM calls failed (http 500 x12; 24 retries), 4 examples errored"; None when no
+    call failed and no example errored. Calls attempted = served (`lm_calls`) + failed calls never served."""
+    if failures is None or (not failures.failed_calls and not failures.errored):
+        return None
+    parts = []
+    if failures.failed_calls:
+        kinds = [f"http {code} x{n}" for code, n in sorted(failures.http_statuses.items())]
+        kinds += [f"{kind} x{n}" for kind, n in failures.by_kind.items() if kind != "http_status"]
+        retries = f"; {failures.retries:,} retries" if failures.retries else ""
+        attempted = (lm_calls or 0) + failures.unserved_calls
+        parts.append(f"{failures.failed_calls:,} of {attempted:,} LM calls failed ({', '.join(kinds)}{retries})")
+    if failures.errored:
+        n = failures.errored
+        parts.append(f"{n:,} example{'s' if n != 1 else ''} errored")
+    return ", ".join(parts)
+
+
+def every_call_failed(lm_calls: int | None, failures: LMFailures | None) -> str | None:
+    """The one-line reason when LM calls were attempted and none gave a usable answer (none was served, or
+    every served answer failed to parse), else None."""
+    if failures is None or not failures.failed_calls:
+        return None
+    attempted = (lm_calls or 0) + failures.unserved_calls
+    if failures.failed_calls < attempted:
+        return None
+    return (f"every LM call failed ({failures.failed_calls:,} of {attempted:,}: "
+            f"{failures.first_error or 'no reason recorded'})")

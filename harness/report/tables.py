@@ -40,11 +40,18 @@ def row(rec: RunRecord) -> dict:
     """One flat row: the record's scalar fields, its phases, its training figures and its optimization cost."""
     out = {k: getattr(rec, k) for k in COLUMNS}
     out["machine_id"] = rec.machine.machine_id
+    f = rec.lm_failures  # None: a record older than schema 3 (not counted)
+    out["lm_failed_calls"] = f.failed_calls if f else None
+    out["lm_retries"] = f.retries if f else None
+    out["lm_errored_examples"] = sum(f.errored_examples.values()) if f else None
+    out["lm_calls_without_usage"] = rec.lm_calls_without_usage
+    out["lm_failure_summary"] = rec.lm_failure_summary
     for name in PHASES:
         p = rec.phase(name)
         out[f"{name}_wall_s"] = p.wall_s if p else None
         out[f"{name}_lm_calls"] = p.usage.lm_calls if p else None
-        out[f"{name}_tokens"] = (p.usage.input_tokens + p.usage.output_tokens) if p else None
+        tokens = (p.usage.input_tokens, p.usage.output_tokens) if p else (None, None)
+        out[f"{name}_tokens"] = None if None in tokens else sum(tokens)  # None: not measured (no usage)
     for k in TRAINING:
         out[f"training_{k}"] = getattr(rec.training, k) if rec.training else None
     eng = engine_cost([rec]) or {}
@@ -52,7 +59,7 @@ def row(rec: RunRecord) -> dict:
         out[f"lm_{k}"] = eng.get(k)
     cost = optimization_cost(rec) if rec.status == "ok" else None
     for k, v in (cost.as_dict() if cost else {}).items():
-        out[f"opt_{k}"] = v
+        out[k if k.startswith("optimize_") else f"opt_{k}"] = v  # opt_lm_calls, ..., optimize_wall_s
     return out
 
 

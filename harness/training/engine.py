@@ -37,6 +37,8 @@ def request_messages(request: Request) -> list[dict[str, str]]:
 class StudentEngine:
     """Serves `runtime`'s versions by model name. Shared, never copied (see ``__deepcopy__``)."""
 
+    harness_uncounted = True  # its calls are the student's, not the run's LM's (harness.lm.usage.uncounted)
+
     def __init__(self, runtime: StudentRuntime):
         self.runtime = runtime
 

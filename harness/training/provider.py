@@ -130,6 +130,8 @@ class LocalReinforceJob(ReinforceJob):
 class LocalTrainingProvider(Provider):
     """Fine-tunes (SFT) and reinforces (GRPO) a StudentRuntime in this process."""
 
+    harness_uncounted = True  # its calls are the student's, not the run's LM's (harness.lm.usage.uncounted)
+
     def __init__(self, runtime: StudentRuntime, sft_defaults: dict[str, Any] | None = None,
                  grpo_defaults: dict[str, Any] | None = None):
         super().__init__()
