@@ -10,10 +10,10 @@ PROFILE ?= standard
 OUT     ?= results/latest
 REPEAT  ?= 1
 # The whole-suite bench also measures fine-tuning memory against model size and how calls and tokens grow
-# with the train set, so that every claim can get its verdict; a bench of chosen strategies or tasks skips it.
+# with the train set (every prompt strategy on every task at the profile's budgets, at two train sizes below the
+# profile's own, the bench's records the third), so that every claim can get its verdict; a bench of chosen
+# strategies or tasks skips it.
 EXTRAS  ?= $(if $(STRATEGY)$(TASK),0,1)
-SCALING_SIZES_quick    := 16,32
-SCALING_SIZES_standard := 16,32,64
 export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME PRICE_AS
 
 .PHONY: bench test bench-memory report claims check baseline list clean help
@@ -25,7 +25,8 @@ help:
 	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"
-	@echo "make check         quick bench, then fail if any resource cost regressed vs results/baseline"
+	@echo "make check         quick bench, then fail if any resource cost regressed vs results/baseline (times"
+	@echo "                   and RAM from another machine or a contended run count only once re-runs confirm them)"
 	@echo "make baseline      refresh results/baseline on purpose (quick profile, 3 repeats)"
 
 $(STAMP): pyproject.toml
@@ -38,7 +39,7 @@ bench: $(STAMP)
 	$(PY) -m harness bench
 ifeq ($(EXTRAS),1)
 	$(PY) -m harness memory --out $(OUT) --profile $(PROFILE)
-	$(PY) -m harness scaling --out $(OUT) --task math --sizes $(SCALING_SIZES_$(PROFILE)) $(if $(RESUME),--resume)
+	$(PY) -m harness scaling --out $(OUT) --profile $(PROFILE) $(if $(RESUME),--resume)
 	$(PY) -m harness report $(OUT)
 endif
 
@@ -54,9 +55,12 @@ report: $(STAMP)
 claims: $(STAMP)
 	$(PY) -m harness claims $(OUT)/report.json
 
+# check: times, RAM and disk count against results/baseline only if it was made on this machine, or once
+# re-runs here confirm them (--confirm re-runs each flagged pair twice into results/check/confirm/<time>/);
+# calls, tokens, spend, score and status count on any machine.
 check: $(STAMP)
 	$(PY) -m harness bench --profile quick --out results/check
-	$(PY) -m harness check --baseline results/baseline --current results/check $(if $(THRESHOLDS),--thresholds $(THRESHOLDS))
+	$(PY) -m harness check --baseline results/baseline --current results/check --confirm $(if $(THRESHOLDS),--thresholds $(THRESHOLDS))
 
 baseline: $(STAMP)
 	rm -rf results/baseline.new
