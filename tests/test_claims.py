@@ -14,6 +14,7 @@ from harness.claims import evaluate, main_claims
 from harness.claims.spec import load_claims
 from harness.claims.stats import average_ranks, linear_fit, spearman
 from harness.claims.verdict import CONTRADICTED, HOLDS, UNTESTABLE, Verdict, judge_range
+from tests.helpers import ROOT
 from harness.record import (GitInfo, LMUsage, MachineInfo, Measurement, Phase, Report, RunRecord, SoftwareInfo,
                             TrainingInfo)
 
@@ -128,7 +129,7 @@ def test_range_rules():
 
 
 def test_tier_ordering_holds_when_cost_rises_with_tier(ordered):
-    for metric in ("lm_calls", "tokens", "spend_usd", "wall_s", "peak_rss_mb"):
+    for metric in ("lm_calls", "tokens", "spend_usd", "optimize_wall_s", "peak_rss_mb"):
         v = ordered[f"tiers.order.{metric}"]
         assert v.verdict == HOLDS, v.figure
         assert v.data["overall"]["rho"] > 0.9 and v.data["overall"]["p"] < 0.05
@@ -238,20 +239,223 @@ def test_every_claim_in_the_file_gets_a_verdict(ordered):
     assert len(cf.strategies) == 15 and set(cf.tiers) == {s.tier for s in cf.strategies.values()}
 
 
-def test_scaling_projections_enter_the_verdicts(tmp_path):
-    from harness.scaling import fit_points
+def scaling_file(folder, lines: dict[tuple[str, str], list[tuple[int, float]]], profile: str = "quick") -> None:
+    """A scaling.json whose (strategy, task) lines have these (n_train, calls) points; tokens, spend and time
+    follow the calls (900 input and 100 output tokens and 0.01 s per call)."""
+    from harness.claims.projections import fit_lines
 
-    points = [{"strategy": s, "task": "math", "n_train": n, "status": "ok", "priced_as": "openai/gpt-4o-mini",
-               "record": f"scaling/n{n}/runs/{s}__math__r0.json",
-               "cost": {"lm_calls": 10 * c * n, "input_tokens": 9000 * c * n, "output_tokens": 1000 * c * n,
-                        "tokens": 10000 * c * n, "spend_usd": 0.002 * c * n, "wall_s": 0.1 * n}}
-              for s, c in ORDERED.items() if s not in WEIGHTS for n in (16, 32, 64)]
-    (tmp_path / "scaling.json").write_text(json.dumps(
-        {"kind": "dspy-resource-bench/scaling", "sizes": [16, 32, 64], "runs": points, "fits": fit_points(points)}))
-    v = verdicts(bench(ORDERED), out=tmp_path)
-    assert "n_train=1,000" in v["prompt.cost"].figure
-    assert v["prompt.cost"].verdict == CONTRADICTED  # SIMBA at 1,000 examples: 6 x 9M input tokens at $3/M
+    points = [{"strategy": s, "task": t, "profile": profile, "n_train": n, "status": "ok", "source": "scaling",
+               "priced_as": "openai/gpt-4o-mini", "record": f"scaling/n{n}/runs/{s}__{t}__r0.json",
+               "cost": {"lm_calls": c, "input_tokens": 900 * c, "output_tokens": 100 * c, "tokens": 1000 * c,
+                        "spend_usd": c * 1.95e-4, "optimize_wall_s": 0.01 * c}}
+              for (s, t), pts in lines.items() for n, c in pts]
+    (folder / "scaling.json").write_text(json.dumps(
+        {"kind": "dspy-resource-bench/scaling", "version": 2, "profile": profile,
+         "sizes": sorted({n for pts in lines.values() for n, _ in pts}), "runs": points, "fits": fit_lines(points)}))
+
+
+def scaled(folder, rep: Report | None = None):
+    """The projections table and the verdicts of `rep` (default: the ORDERED bench) with folder's scaling.json."""
+    result = evaluate(rep or bench(ORDERED), out=folder)
+    return result.projections["scaling"], {v.claim_id: v for v in result.verdicts}
+
+
+def test_t_test_and_interval_of_a_slope():
+    from harness.claims.stats import t_quantile, t_sf
+
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-3)  # tables of Student's t
+    assert t_quantile(0.975, 10) == pytest.approx(2.2281, abs=1e-3)
+    assert t_sf(2.0, 5) == pytest.approx(0.05097, abs=1e-4)
+    f = linear_fit([50, 100, 200], [100, 210, 390])
+    assert f.b == pytest.approx(1.9143, abs=1e-3) and f.se_b == pytest.approx(0.09897, abs=1e-4)
+    assert f.p_slope == pytest.approx(0.01644, abs=1e-4)  # half scipy.stats.linregress's two-sided 0.0329
+    assert f.ci_b[0] == pytest.approx(0.6567, abs=1e-3) and f.ci_b[1] == pytest.approx(3.1719, abs=1e-3)
+    assert linear_fit([16, 32], [1, 9]).p_slope is None  # two points: no degree of freedom, no test
+
+
+def test_scaling_projections_enter_the_verdicts(tmp_path):
+    lines = {(s, "math"): [(n, 10 * c * n) for n in (16, 24, 32)] for s, c in ORDERED.items() if s not in WEIGHTS}
+    scaling_file(tmp_path, lines)
+    sc, v = scaled(tmp_path)
+    assert "n_train=1,000" in v["prompt.cost"].figure and "fitted line" in v["prompt.cost"].figure
+    assert v["prompt.cost"].verdict == CONTRADICTED  # SIMBA at 1,000 examples: 60,000 calls x 900 tokens at $2.5/M
     assert any(r.startswith("scaling/n") for r in v["prompt.cost"].key_runs)
+    assert sc["profile"] == "quick" and sc["tasks"] == ["math"]
+
+
+def test_a_projection_is_never_below_a_value_measured_at_a_smaller_train_set(tmp_path):
+    # COPRO's scaling line grows slowly (about 1 call per example), but the report itself measured COPRO at
+    # n_train=32 at 5,000 calls: the projection at 1,000 may not be less than that (standard-2core's COPRO:
+    # projected $0.71 at 1,000 against $10.08 measured at 200).
+    scaling_file(tmp_path, {("COPRO", "math"): [(8, 10), (16, 18), (24, 27)]})
+    rep = report([record("COPRO", "math", 500)])  # 5,000 compile calls at n_train=32
+    sc, _ = scaled(tmp_path, rep)
+    rows = [r for r in sc["rows"] if r["strategy"] == "COPRO"]
+    assert rows and all(r["lm_calls"] >= 5000 for r in rows)
+    at_1000 = next(r for r in rows if r["n_train"] == 1000)
+    assert at_1000["calls_rule"] == "floored" and "floored at the value measured at n_train=32" in at_1000["calls_label"]
+    assert at_1000["calls_line"] < 5000  # the line alone would have projected less
+
+
+def test_a_negative_slope_is_no_growth_measured_never_zero(tmp_path):
+    # BootstrapFewShot's calls fall as the train set grows (it stops once it has its demos)
+    scaling_file(tmp_path, {("BootstrapFewShot", "math"): [(16, 40), (24, 30), (32, 24)]})
+    sc, _ = scaled(tmp_path, report([record("BootstrapFewShot", "math", 2)]))
+    fit = next(f for f in sc["fits"] if f["measure"] == "lm_calls")
+    assert fit["b"] < 0 and fit["growth"] == "no growth measured"
+    for r in (r for r in sc["rows"] if r["strategy"] == "BootstrapFewShot"):
+        assert r["calls_rule"] == "no growth measured" and "largest measured value" in r["calls_label"]
+        assert r["lm_calls"] == 40 and r["spend_usd"] > 0  # the largest measured value, not 0 calls and $0
+
+
+def test_a_slope_that_is_not_significant_is_no_growth_measured(tmp_path):
+    scaling_file(tmp_path, {("MIPROv2", "math"): [(16, 100), (24, 60), (32, 104)]})  # scatter, no trend
+    sc, _ = scaled(tmp_path, report([record("MIPROv2", "math", 2)]))
+    fit = next(f for f in sc["fits"] if f["measure"] == "lm_calls")
+    assert fit["b"] > 0 and fit["p_slope"] > 0.05 and fit["growth"] == "no growth measured"
+    assert {r["lm_calls"] for r in sc["rows"]} == {104}
+
+
+def test_fewer_than_three_sizes_are_refused(tmp_path):
+    scaling_file(tmp_path, {("COPRO", "math"): [(16, 130), (32, 260)], ("SIMBA", "math"): [(16, 50), (24, 60), (32, 70)]})
+    sc, v = scaled(tmp_path)
+    assert {r["strategy"] for r in sc["rows"]} == {"SIMBA"}  # R^2 = 1 through two points: not projected
+    assert sc["refused"] and "COPRO on math: 2 sizes" in sc["refused"][0]
+    assert "not projected" in v["prompt.cost"].figure and "COPRO on math" in v["prompt.cost"].figure
+
+
+def test_scaling_of_another_profile_is_not_used(tmp_path):
+    scaling_file(tmp_path, {("SIMBA", "math"): [(16, 50), (24, 60), (32, 70)]}, profile="standard")
+    sc, v = scaled(tmp_path)
+    assert sc["label"] == "not projected" and "standard profile's budgets" in sc["reason"]
+    assert "not used" in v["prompt.cost"].figure
+
+
+def test_a_scaling_file_that_cannot_be_used_is_named(tmp_path):
+    from harness.load import SchemaError
+
+    (tmp_path / "scaling.json").write_text(json.dumps({"kind": "dspy-resource-bench/scaling", "runs": [
+        {"strategy": "COPRO", "task": "math", "status": "ok", "n_train": 16, "cost": {"lm_calls": "many"}}]}))
+    with pytest.raises(SchemaError, match=r"scaling.json: runs.0.cost.lm_calls must be a finite number"):
+        evaluate(bench(ORDERED), out=tmp_path)
+
+
+def test_scaling_runs_below_the_profiles_n_train_and_takes_the_benchs_records(tmp_path):
+    from harness.errors import HarnessError
+    from harness.scaling import bench_records, parse_sizes, plan, profile_n_train
+
+    assert profile_n_train("standard", ["math", "classify", "multihop"]) == 200
+    assert parse_sizes(None, "standard", 200) == [50, 100] and parse_sizes(None, "quick", 32) == [16, 24]
+    with pytest.raises(HarnessError, match="not below the quick profile's n_train 32"):
+        parse_sizes("16,32", "quick", 32)
+    assert {t for _, t in plan(None, None)} == {"math", "classify", "multihop"}  # every task by default
+    (tmp_path / "runs").mkdir()
+    for rec in (record("COPRO", "math", 2), record("COPRO", "classify", 2, status="failed")):
+        (tmp_path / "runs" / f"{rec.strategy}__{rec.task}__r0.json").write_text(rec.model_dump_json())
+    found = bench_records(tmp_path, "quick", 32, [("COPRO", "math"), ("COPRO", "classify")])
+    assert list(found) == [("COPRO", "math")] and found[("COPRO", "math")][0][1] == "runs/COPRO__math__r0.json"
+    assert not bench_records(tmp_path, "standard", 200, [("COPRO", "math")])  # another profile's records: not a point
+
+
+def test_mipro_formula_is_dspys_own():
+    """The reimplementation of MIPROv2._estimate_lm_calls and of its run-mode settings against DSPy's code."""
+    import random
+    import re
+
+    import dspy
+    from dspy.teleprompt import MIPROv2
+
+    from harness.claims import formulas
+
+    class Program:
+        def __init__(self, k):
+            self.k = k
+
+        def predictors(self):
+            return [object()] * self.k
+
+    lm = dspy.LM("openai/never-called")
+    for k in (1, 3):
+        for n_dev in (8, 25, 50, 100, 500):
+            opt = MIPROv2(metric=lambda *a: 1, auto="light", prompt_model=lm, task_model=lm)
+            opt.rng = random.Random(0)
+            trials, valset, minibatch, n_instr, _ = opt._set_hyperparams_from_run_mode(
+                Program(k), None, True, False, list(range(n_dev)), None, None)
+            settings = {**formulas.settings_for("MIPROv2", "standard")}
+            mode = formulas.mipro_run_mode(settings, k, n_dev)
+            assert mode == {"num_trials": trials, "valset": len(valset), "minibatch": minibatch,
+                            "num_instruct_candidates": n_instr}
+            for mb in (True, False):
+                if mb and 35 > len(valset):
+                    continue
+                lines = MIPROv2._estimate_lm_calls(None, Program(k), trials, mb, 35, 5, valset, True, n_instr)
+                text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(lines))
+                want = [int(x) for x in re.findall(r"= (\d+) (?:prompt model|LM [Pp]rogram) calls", text)]
+                assert list(formulas.mipro_estimate(k, trials, mb, 35, 5, len(valset), True, n_instr)) == want
+
+
+def test_copro_formula_counts_what_copro_compile_evaluates():
+    from harness.claims import formulas
+
+    one = formulas.copro_calls({"breadth": 10, "depth": 3}, 1, 200)
+    assert one.calls == 3 + 10 * 3 * 200  # 3 proposal requests, 30 candidates x 200 examples
+    three = formulas.copro_calls({"breadth": 10, "depth": 3}, 3, 200)
+    assert three.calls == 9 + 3 * 10 * 6 * 200 * 3  # every candidate so far re-evaluated: 108,009
+    # standard-2core measured 6,229 (math) and 108,687 (multihop) at n_train 200: the formula is the floor
+
+
+STANDARD = ROOT / "results" / "standard-2core"
+QUICK = ROOT / "results" / "baseline" / "report.json"
+
+
+@pytest.fixture(scope="module")
+def standard_result():
+    from harness.load import load_report
+
+    return evaluate(load_report(STANDARD / "report.json"), out=STANDARD, against_quick=QUICK)
+
+
+def test_verdicts_of_a_quick_report_are_provisional_and_of_a_standard_one_are_not(standard_result):
+    quick = evaluate(bench(ORDERED), with_projections=False)
+    assert quick.provisional and all(v.provisional for v in quick.verdicts)
+    assert "quick profile: budgets shrunk" in quick.verdicts[0].provisional_reason
+    data = quick.as_dict()
+    assert data["provisional"] and all(v["provisional"] for v in data["verdicts"])
+    from harness.claims.render import to_markdown
+
+    assert "(provisional)" in to_markdown(quick) and "Every verdict below is provisional" in to_markdown(quick)
+    assert not standard_result.provisional and not any(v.provisional for v in standard_result.verdicts)
+
+
+def test_verdicts_that_differ_between_the_quick_and_the_standard_profile(standard_result):
+    d = standard_result.profile_differences
+    assert d["quick_report"] == "results/baseline/report.json" and d["quick_profile"] == "quick"
+    assert d["rows"], "the committed quick and standard reports differ in some verdicts"
+    for r in d["rows"]:
+        assert r["standard"] != r["quick"] and r["reason"], r
+    print("\n".join(f"{r['claim_id']}: standard {r['standard']}, quick {r['quick']}: {r['reason']}" for r in d["rows"]))
+    # the committed reference says the same, and its report.md lists them
+    committed = json.loads((STANDARD / "claims.json").read_text())
+    assert [r["claim_id"] for r in committed["profile_differences"]["rows"]] == [r["claim_id"] for r in d["rows"]]
+    md = (STANDARD / "report.md").read_text()
+    section = md[md.index("## Verdicts that depend on the profile"):]
+    assert all(f"`{r['claim_id']}`" in section for r in d["rows"])
+
+
+def test_the_committed_standard_projections_never_fall_below_what_it_measured(standard_result):
+    sc = standard_result.projections["scaling"]
+    assert sc["profile"] == "standard" and sc["tasks"] == ["classify", "math", "multihop"]
+    measured = pd.DataFrame(sc["measured"])
+    assert sc["rows"]
+    for r in sc["rows"]:
+        assert len(r["fit_sizes"]) >= 3 and r["bench_sizes"] == [200], r
+        m = measured[(measured.strategy == r["strategy"]) & (measured.task == r["task"])
+                     & (measured.n_train <= r["n_train"])]
+        assert r["lm_calls"] >= m["lm_calls"].max() and r["input_tokens"] + r["output_tokens"] >= m["tokens"].max(), r
+    md = (STANDARD / "report.md").read_text()
+    block = md[md.index("### At larger train sets"):md.index("### Weight training")]
+    assert "summed over tasks" not in block and "sum over classify, math, multihop" in block
+    assert "standard profile's budgets" in block and "0 calls, $0.0000" not in block
 
 
 def test_main_claims_prints_markdown_and_json(tmp_path, capsys):

@@ -143,13 +143,14 @@ def _projected_prompt_cases(claim: Claim, ev: Evidence, df: pd.DataFrame, measur
     cases: list[Case] = []
     real = not ev.offline  # a real LM's wall time already holds its latency: measured, never projected again
     if measure == "time_s" and real:
-        cases += [Case(r["wall_s"], _label(r) + f", {ev.report.lm}", tuple(r["run_ids"])) for _, r in df.iterrows()]
+        cases += [Case(r["optimize_wall_s"], _label(r) + f", {ev.report.lm}", tuple(r["run_ids"]))
+                  for _, r in df.iterrows()]
     elif measure == "spend_usd" and real:
         cases += [Case(r["spend_usd"], _label(r) + f" at {ev.report.priced_as}", tuple(r["run_ids"]))
                   for _, r in df.iterrows() if pd.notna(r["spend_usd"])]
     if measure == "spend_usd" or not real:
         proj = projections.run_projections(df, ev.claims)
-        walls = {(r["strategy"], r["task"]): r["wall_s"] for _, r in df.iterrows()}
+        walls = {(r["strategy"], r["task"]): r["optimize_wall_s"] for _, r in df.iterrows()}
         for _, p in proj.iterrows():
             ids = tuple(p["run_ids"])
             if measure == "spend_usd":
@@ -166,25 +167,43 @@ def _projected_prompt_cases(claim: Claim, ev: Evidence, df: pd.DataFrame, measur
         method = f"measured optimizer wall time + {projections.LATENCY_METHOD} (concurrency {conc})"
     extra = f"At this report's workload (profile {ev.report.profile}, n_train {_ntrain(df, ev)})"
     sizes = list(ev.claims.assumption("scaling", "verdict_train_sizes", default=[]))
-    if ev.scaling is not None and sizes:
-        scaled = projections.scaled_projections(ev.scaling, ev.claims, sizes, set(df["strategy"]))
-        wall_fit = lambda s, t, n: projections._at(ev.scaling.fit(s, t, "wall_s"), n) or 0.0  # noqa: E731
+    scaling, why_not = usable_scaling(ev)
+    if scaling is not None and sizes:
+        scaled = projections.scaled_projections(scaling, ev.claims, sizes, set(df["strategy"]),
+                                                projections.measured_floors(ev.ok("prompt")))
         for _, p in scaled.iterrows():
-            label = f"{p['strategy']} on {p['task']} at n_train={p['n_train']:,} with {p['model']}, fitted"
+            label = (f"{p['strategy']} on {p['task']} at n_train={p['n_train']:,} with {p['model']}, projected "
+                     f"({p['calls_rule']}, {scaling.profile} profile)")
+            wall = p["optimize_wall_s"] if pd.notna(p["optimize_wall_s"]) else 0.0
             if measure == "spend_usd":
                 value = p["spend_usd"]
             elif real:
-                value = wall_fit(p["strategy"], p["task"], p["n_train"])  # its wall time holds the LM's latency
+                value = wall  # a real LM's wall time holds its latency
             elif pd.notna(p[col]):
-                value = wall_fit(p["strategy"], p["task"], p["n_train"]) + p[col]
+                value = wall + p[col]
             else:
                 continue
-            cases.append(Case(value, label, tuple(ev.scaling.records(p["strategy"], p["task"])), "projected"))
-        method += f"; and {projections.SCALING_METHOD} ({ev.scaling.path}, to n_train {sizes})"
-        extra += f" and extrapolated to n_train {', '.join(f'{n:,}' for n in sizes)}"
+            cases.append(Case(value, label, tuple(scaling.records(p["strategy"], p["task"])), "projected"))
+        method += f"; and {projections.SCALING_METHOD} ({scaling.path}, to n_train {sizes})"
+        extra += f" and projected to n_train {', '.join(f'{n:,}' for n in sizes)} on " \
+                 f"{', '.join(scaling.tasks())} at the {scaling.profile} profile's budgets"
+        gone = projections.refused(scaling)
+        if gone:
+            extra += f"; not projected ({len(gone)} lines with fewer than {projections.MIN_SIZES} sizes): " + "; ".join(gone[:3])
     else:
-        extra += "; larger train sets not projected (no scaling.json beside the report: run `python -m harness scaling`)"
+        extra += f"; larger train sets not projected ({why_not})"
     return cases, method + ". " + COST_METHOD, extra
+
+
+def usable_scaling(ev: Evidence):
+    """(scaling, None) when OUT/scaling.json is of this report's profile, else (None, why not)."""
+    if ev.scaling is None:
+        return None, "no scaling.json beside the report: run `python -m harness scaling --profile " \
+                     f"{ev.report.profile}`"
+    if ev.scaling.profile != ev.report.profile:
+        return None, (f"{ev.scaling.path} was measured at the {ev.scaling.profile} profile's budgets, this report at "
+                      f"the {ev.report.profile} profile's: not used")
+    return ev.scaling, None
 
 
 def _ntrain(df: pd.DataFrame, ev: Evidence) -> str:

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 
 from harness.record import RunRecord
 
-METHOD = ("optimization cost = the compile phase's LM calls, tokens, spend and wall time, plus the excess of "
+METHOD = ("optimization cost = the compile phase's LM calls, tokens, spend and wall time (optimize_wall_s; a "
+          "record's wall_s is its whole run), plus the excess of "
           "the evaluation after compiling over the evaluation before it on the same test split (each figure "
           "clipped at 0): the inference cost an optimizer adds (KNNFewShot, Ensemble). Calls and tokens are "
           "counted where the LM served them; spend is those tokens at the record's `priced_as` price. "
@@ -25,7 +26,7 @@ COST_METRICS: dict[str, tuple[str, str]] = {
     "lm_calls": ("LM calls", "calls"),
     "tokens": ("tokens (input + output)", "tokens"),
     "spend_usd": ("spend at the reference price (projected)", "USD"),
-    "wall_s": ("wall time", "s"),
+    "optimize_wall_s": ("optimization wall time", "s"),
     "peak_rss_mb": ("peak RAM", "MiB"),
 }
 
@@ -33,14 +34,16 @@ COST_METRICS: dict[str, tuple[str, str]] = {
 @dataclass(frozen=True)
 class OptimizationCost:
     lm_calls: int
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None  # None: the LM reported no usage for some call (not measured, never 0)
+    output_tokens: int | None
     spend_usd: float | None
-    wall_s: float
+    optimize_wall_s: float  # the optimization's own time (compile + the inference it adds); RunRecord.wall_s is the whole run
     peak_rss_mb: float
 
     @property
-    def tokens(self) -> int:
+    def tokens(self) -> int | None:
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
         return self.input_tokens + self.output_tokens
 
     def as_dict(self) -> dict:
@@ -66,14 +69,18 @@ def optimization_cost(rec: RunRecord) -> OptimizationCost | None:
             return float(base)
         return float(base) + _excess(get(after), get(before))
 
-    spend = None
-    if comp.usage.api_cost_usd is not None:
-        spend = plus_excess(lambda p: p.usage.api_cost_usd)
+    def measured(get) -> float | None:
+        """plus_excess, or None when a phase it needs did not measure the figure (no usage reported)."""
+        phases = [comp] if before is None or after is None else [comp, before, after]
+        return None if any(get(p) is None for p in phases) else plus_excess(get)
+
+    tokens_in, tokens_out = measured(lambda p: p.usage.input_tokens), measured(lambda p: p.usage.output_tokens)
+    spend = measured(lambda p: p.usage.api_cost_usd)
     return OptimizationCost(
         lm_calls=int(plus_excess(lambda p: p.usage.lm_calls)),
-        input_tokens=int(plus_excess(lambda p: p.usage.input_tokens)),
-        output_tokens=int(plus_excess(lambda p: p.usage.output_tokens)),
+        input_tokens=None if tokens_in is None else int(tokens_in),
+        output_tokens=None if tokens_out is None else int(tokens_out),
         spend_usd=spend,
-        wall_s=round(plus_excess(lambda p: p.wall_s), 4),
+        optimize_wall_s=round(plus_excess(lambda p: p.wall_s), 4),
         peak_rss_mb=rec.peak_rss_mb,
     )

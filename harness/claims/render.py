@@ -25,19 +25,44 @@ def _runs(v) -> str:
 
 
 def verdict_table(result: ClaimsResult) -> str:
-    """The table alone: one row per verdict."""
+    """The table alone: one row per verdict (marked provisional where the report's profile makes it so)."""
     lines = ["| claim | the study says | verdict | figure behind it | basis | runs |", "|---|---|---|---|---|---|"]
     for v in result.verdicts:
         figure = v.figure if v.verdict != "untestable here" else f"reason: {v.reason}"
-        lines.append(f"| {_cell(v.claim)} `{v.claim_id}` | {_cell(v.study)} | {MARK[v.verdict]} | {_cell(figure)} | "
+        mark = MARK[v.verdict] + (" (provisional)" if v.provisional else "")
+        lines.append(f"| {_cell(v.claim)} `{v.claim_id}` | {_cell(v.study)} | {mark} | {_cell(figure)} | "
                      f"{v.basis or ''} | {_runs(v)} |")
     return "\n".join(lines)
+
+
+def provisional_block(result: ClaimsResult) -> list[str]:
+    """A warning above the verdicts of a report whose verdicts are provisional."""
+    if not result.provisional:
+        return []
+    return [f"**Every verdict below is provisional**: {result.provisional_reason}.", ""]
+
+
+def differences_block(result: ClaimsResult, heading: str = "### Verdicts that depend on the profile") -> list[str]:
+    """The verdicts a quick report judges differently from this standard one, each with why."""
+    d = result.profile_differences
+    if not d:
+        return []
+    lines = [heading, "", f"{d['differ']} of {d['verdicts']} verdicts differ between this standard report and the "
+             f"{d['quick_profile']} report {d['quick_report']} (judged with the same claims file):", ""]
+    if not d["rows"]:
+        return lines + ["None.", ""]
+    lines += ["| claim | standard | quick | why they differ |", "|---|---|---|---|"]
+    for r in d["rows"]:
+        lines.append(f"| {_cell(r['claim'])} `{r['claim_id']}` | {MARK.get(r['standard'], r['standard'])} | "
+                     f"{MARK.get(r['quick'], r['quick']) if r['quick'] else '-'} | {_cell(r['reason'])} |")
+    return lines + [""]
 
 
 def summary_line(result: ClaimsResult) -> str:
     c = result.counts()
     r = result.report
-    return (f"{len(result.verdicts)} verdicts on {result.study.get('id', 'the study')} from a {r['profile']} report "
+    provisional = " (provisional)" if result.provisional else ""
+    return (f"{len(result.verdicts)} verdicts{provisional} on {result.study.get('id', 'the study')} from a {r['profile']} report "
             f"({r['ok_runs']} of {r['runs']} runs ok, LM {r['lm']}): {c['holds']} hold, {c['contradicted']} "
             f"contradicted, {c['untestable here']} untestable here")
 
@@ -47,7 +72,8 @@ def rules_block(result: ClaimsResult) -> list[str]:
 
 
 def to_markdown(result: ClaimsResult, heading: str = "## Claims: verdicts") -> str:
-    lines = [heading, "", summary_line(result) + ".", "", verdict_table(result), "", "How to read the verdicts:", ""]
+    lines = [heading, "", *provisional_block(result), summary_line(result) + ".", "", verdict_table(result), "",
+             *differences_block(result, "## Verdicts that depend on the profile"), "How to read the verdicts:", ""]
     lines += rules_block(result)
     lines += ["", "Rules and methods per verdict are in claims.json (`rule`, `method`, `data`)."]
     return "\n".join(lines) + "\n"

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.claims import analytic, memory_data, projections, training_cost
-from harness.claims.checks import CHECKS, literature_agreement
+from harness.claims import analytic, memory_data, profiles, projections, training_cost
+from harness.claims.checks import CHECKS, literature_agreement, usable_scaling
 from harness.claims.evidence import Evidence, gather
 from harness.claims.spec import ClaimsFile, load_claims
 from harness.claims.verdict import VERDICTS, Verdict
 from harness.errors import HarnessError
+from harness.load import load_report
+from harness.machine import ROOT
 from harness.record import Report
 
 
@@ -24,14 +26,21 @@ class ClaimsResult:
     report: dict[str, Any]
     rules: dict[str, str]
     projections: dict[str, Any] = field(default_factory=dict)
+    provisional_reason: str | None = None  # set for a report whose profile is not the standard one
+    profile_differences: dict[str, Any] | None = None  # {"quick_report", "rows"}: a standard report vs a quick one
+
+    @property
+    def provisional(self) -> bool:
+        return self.provisional_reason is not None
 
     def counts(self) -> dict[str, int]:
         return {v: sum(1 for x in self.verdicts if x.verdict == v) for v in VERDICTS}
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": "dspy-resource-bench/claims", "version": 1, "study": self.study, "claims_file": self.claims_file,
-                "report": self.report, "counts": self.counts(), "rules": self.rules,
-                "verdicts": [v.as_dict() for v in self.verdicts], "projections": _clean(self.projections)}
+                "report": self.report, "counts": self.counts(), "rules": self.rules, "provisional": self.provisional,
+                "provisional_reason": self.provisional_reason, "verdicts": [v.as_dict() for v in self.verdicts],
+                "profile_differences": _clean(self.profile_differences), "projections": _clean(self.projections)}
 
 
 def _clean(x: Any) -> Any:
@@ -85,13 +94,7 @@ def projection_tables(ev: Evidence) -> dict[str, Any]:
         runs = projections.run_projections(pairs, claims)
         out["prompt_runs"] = {"label": "projected", "method": projections.PRICE_METHOD + "; " + projections.LATENCY_METHOD,
                               "rows": runs.drop(columns=["run_ids"]).to_dict("records") if not runs.empty else []}
-    if ev.scaling is not None:
-        sizes = list(claims.assumption("scaling", "projection_train_sizes", default=[1000, 10000]))
-        scaled = projections.scaled_projections(ev.scaling, claims, sizes)
-        out["scaling"] = {"label": "projected", "method": projections.SCALING_METHOD, "file": ev.scaling.path,
-                          "fit_sizes": ev.scaling.sizes, "sizes": sizes,
-                          "fits": [f for f in ev.scaling.fits.values()],
-                          "rows": scaled.to_dict("records") if not scaled.empty else []}
+    out["scaling"] = scaling_tables(ev)
     cases, speed, gpu = training_cost.cases(claims, ev.memory)
     out["training"] = {"label": "projected", "method": training_cost.method(claims, speed, gpu),
                        "speed": {"mfu": speed.mfu, "basis": speed.basis, "source": speed.source},
@@ -115,21 +118,70 @@ def projection_tables(ev: Evidence) -> dict[str, Any]:
     return out
 
 
+def scaling_tables(ev: Evidence) -> dict[str, Any]:
+    """The train-size projections (per task, labelled with their rule and fit), the refused lines and the
+    optimizers' own formulas beside the fits; or why there are none."""
+    scaling, why_not = usable_scaling(ev)
+    if scaling is None:
+        return {"label": "not projected", "reason": why_not}
+    claims = ev.claims
+    sizes = list(claims.assumption("scaling", "projection_train_sizes", default=[1000, 10000]))
+    scaled = projections.scaled_projections(scaling, claims, sizes, floors=projections.measured_floors(ev.ok("prompt")))
+    return {"label": "projected", "method": projections.SCALING_METHOD, "few_points": projections.FEW_POINTS_NOTE,
+            "file": scaling.path, "profile": scaling.profile, "fit_sizes": scaling.sizes, "sizes": sizes,
+            "tasks": scaling.tasks(), "fits": projections.fit_lines(scaling.runs), "refused": projections.refused(scaling),
+            "rows": scaled.to_dict("records") if not scaled.empty else [],
+            "measured": projections.measured_rows(scaling), "formulas": projections.formula_rows(scaling, sizes),
+            "formula_future": dict(scaling.formula_inputs.get("future") or {})}
+
+
 def evaluate(report: Report, out: str | Path | None = None, claims: ClaimsFile | str | Path | None = None,
-             with_projections: bool = True) -> ClaimsResult:
+             with_projections: bool = True, against_quick: str | Path | None = None) -> ClaimsResult:
     """Judge every claim of the claims file against `report` (and the files beside it in `out`)."""
     cf = claims if isinstance(claims, ClaimsFile) else load_claims(claims)
-    return result_of(gather(report, cf, out), with_projections)
+    return result_of(gather(report, cf, out), with_projections, against_quick)
 
 
-def result_of(ev: Evidence, with_projections: bool = True) -> ClaimsResult:
-    """The verdicts and projection tables from gathered evidence."""
+def _n_train(report: Report) -> list[int]:
+    return sorted({int(r.n_train) for r in report.runs if r.status == "ok" and r.n_train is not None})
+
+
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the repository root when it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def compare_profiles(std: "ClaimsResult", cf: ClaimsFile, quick_path: Path) -> dict[str, Any]:
+    """The verdicts of `std` (a standard report) that the quick report at `quick_path` judges differently."""
+    quick_report = load_report(quick_path)
+    if quick_report.profile == profiles.STANDARD:
+        raise HarnessError(f"--against-quick {quick_path}: that report is of the standard profile, not a quick one")
+    quick = result_of(gather(quick_report, cf, quick_path.parent), with_projections=False)
+    rows = profiles.differences(std, quick)
+    return {"quick_report": _shown(quick_path), "quick_profile": quick_report.profile, "verdicts": len(std.verdicts),
+            "differ": len(rows), "rows": rows}
+
+
+def result_of(ev: Evidence, with_projections: bool = True, against_quick: str | Path | None = None) -> ClaimsResult:
+    """The verdicts and projection tables from gathered evidence; a report not of the standard profile has its
+    verdicts marked provisional, and a standard one is compared with a quick report when one is at hand."""
     report, cf = ev.report, ev.claims
     verdicts = judge(ev)
+    reason = profiles.provisional_reason(report.profile, _n_train(report),
+                                         cf.assumption("profiles", "reference_verdicts"))
+    profiles.mark(verdicts, reason)
+    scaling, scaling_note = usable_scaling(ev)
     summary = {"profile": report.profile, "lm": report.lm, "priced_as": report.priced_as,
                "created_at": report.created_at.isoformat(), "runs": len(report.runs),
                "ok_runs": sum(r.status == "ok" for r in report.runs), "machine_id": report.machine.machine_id,
                "has_gpu": bool(report.machine.gpus), "finetune_memory": ev.memory.path if ev.memory else None,
-               "scaling": ev.scaling.path if ev.scaling else None}
-    return ClaimsResult(verdicts=verdicts, claims_file=cf.path, study=cf.study, report=summary, rules=cf.rules,
-                        projections=projection_tables(ev) if with_projections else {})
+               "scaling": scaling.path if scaling else None, "scaling_note": scaling_note}
+    result = ClaimsResult(verdicts=verdicts, claims_file=cf.path, study=cf.study, report=summary, rules=cf.rules,
+                          projections=projection_tables(ev) if with_projections else {}, provisional_reason=reason)
+    quick = profiles.quick_reference(cf, against_quick) if report.profile == profiles.STANDARD else None
+    if quick is not None:
+        result.profile_differences = compare_profiles(result, cf, quick)
+    return result

@@ -4,6 +4,10 @@ A verdict is ``holds``, ``contradicted`` or ``untestable here``. The first two m
 say what kind of figure it is (``basis``): measured (read from run records), projected (measured figures
 carried through a stated model or price, or an analytic model), or both. ``untestable here`` carries the
 reason instead. Building a verdict that breaks this raises, so no check can slip one through.
+
+A verdict from a report of the quick profile is ``provisional`` (with the reason): the quick profile
+shrinks the optimizers' budgets and the train set, and some verdicts change with them
+(``harness.claims.profiles``); the reference verdicts come from the standard profile.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Verdict:
     run_ids: list[str] = field(default_factory=list)  # every run the figure rests on
     key_runs: list[str] = field(default_factory=list)  # the runs that decide it (worst case, ...)
     data: dict[str, Any] = field(default_factory=dict)  # the numbers, for JSON readers
+    provisional: bool = False  # from a report whose profile shrinks the budgets (quick): not a reference verdict
+    provisional_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

@@ -45,14 +45,16 @@ def duration(s: float | None) -> str:
 
 
 def claims_section(result, error: str | None) -> list[str]:
-    from harness.claims.render import rules_block, summary_line, verdict_table
+    from harness.claims.render import differences_block, provisional_block, rules_block, summary_line, verdict_table
 
     lines = ["## Claims: verdicts", ""]
     if result is None:
         return lines + [f"The claims could not be judged: {error}", ""]
+    lines += provisional_block(result)
     lines += [verdict_table(result), "", summary_line(result) + ". Every verdict's rule, method and numbers: "
               "claims.json.", "", "How to read the verdicts:", ""]
-    return lines + rules_block(result) + [""]
+    lines += rules_block(result) + [""]
+    return lines + differences_block(result, "## Verdicts that depend on the profile")
 
 
 def context_section(report: Report) -> list[str]:
@@ -75,11 +77,32 @@ def context_section(report: Report) -> list[str]:
     return lines + [""]
 
 
+def failed_calls(report: Report) -> dict[tuple[str, str], str]:
+    """{(strategy, task): "12 of 60"}: LM calls that failed, summed over the repeats (records since schema 3)."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for r in report.runs:
+        if r.lm_failures is not None:
+            total = out.setdefault(r.key, [0, 0])
+            total[0] += r.lm_failures.failed_calls
+            total[1] += r.lm_failures.failed_calls + (r.lm_calls or 0)
+    return {k: (f"{f:,} of {n:,}" if f else "0") for k, (f, n) in out.items()}
+
+
+def failure_lines(report: Report) -> list[str]:
+    """One line per run whose LM failed calls or whose evaluation had errored examples."""
+    hit = [r for r in report.runs if r.lm_failure_summary]
+    if not hit:
+        return []
+    return ["", f"LM failures in {len(hit)} of {len(report.runs)} runs (failed calls by kind; an evaluation's "
+            "errored examples scored 0):", ""] + [f"- `{r.run_id}` ({r.status}): {r.lm_failure_summary}" for r in hit]
+
+
 def strategy_section(report: Report, ev) -> list[str]:
     offline = report.lm.startswith("offline")
     note = SCORE_NOTE if offline else f"scored with the real LM {report.lm}"
     spend = (f"Spend is the run's tokens at the reference price ({report.priced_as}): projected, not paid" if offline
-             else f"Spend is the run's tokens at {report.priced_as}'s price")
+             else f"Spend is the run's tokens at {report.priced_as}'s price" if report.priced_as
+             else f"Spend is not priced: DSPy's price table has no entry for {report.lm} (name one with --price-as)")
     lines = ["## Per strategy", "",
              "Whole-run figures, median over repeats (with the spread (max - min) / median and the count when a "
              f"strategy ran several repeats; `harness.aggregate`). {spend}. Scores: {note}.", ""]
@@ -91,6 +114,7 @@ def strategy_section(report: Report, ev) -> list[str]:
     for r in report.runs:
         if r.status == "ok" and r.score_before is not None:
             scores_before.setdefault(r.key, []).append(r.score_before)
+    failures = failed_calls(report)
     rows = []
     for _, r in frame.iterrows():
         key = (r["strategy"], r["task"])
@@ -103,20 +127,24 @@ def strategy_section(report: Report, ev) -> list[str]:
         if r.get("input_tokens") is not None and not pd.isna(r.get("input_tokens")):
             tokens = f"{r['input_tokens'].median + r['output_tokens'].median:,.0f}"
         rows.append([r["strategy"], tiers.get(r["strategy"], "-"), r["task"], r["status"],
-                     fmt_stat(r.get("lm_calls")), tokens, fmt_stat(r.get("api_cost_usd"), money=True),
+                     fmt_stat(r.get("lm_calls")), tokens or "not measured", fmt_stat(r.get("api_cost_usd"), money=True),
+                     failures.get(key, "-"),
                      fmt_stat(r.get("wall_s")), fmt_stat(r.get("cpu_s")), fmt_stat(r.get("peak_rss_mb")),
                      fmt_stat(r.get("disk_written_mb")), fmt_stat(r.get("gpu_peak_mb")), score])
-    lines += md_table(["strategy", "claimed tier", "task", "runs", "LM calls", "tokens", "spend (projected)", "wall s",
-                       "CPU s", "peak RAM MiB", "disk MiB", "GPU MiB", f"test score % before -> after ({note})"],
-                      rows)
+    lines += md_table(["strategy", "claimed tier", "task", "runs", "LM calls", "tokens", "spend (projected)",
+                       "failed LM calls", "wall s", "CPU s", "peak RAM MiB", "disk MiB", "GPU MiB",
+                       f"test score % before -> after ({note})"], rows)
+    lines += failure_lines(report)
     if ev is not None:
         pairs = ev.pairs()
         if not pairs.empty:
             lines += ["", "Optimization cost (what the claims judge): " + COST_METHOD, ""]
-            lines += md_table(["strategy", "task", "LM calls", "tokens", "spend (projected)", "wall s", "peak RAM MiB",
+            lines += md_table(["strategy", "task", "LM calls", "tokens", "spend (projected)", "optimization wall s",
+                               "peak RAM MiB",
                                "repeats"],
-                              [[p["strategy"], p["task"], f"{p['lm_calls']:,.0f}", f"{p['tokens']:,.0f}",
-                                money(p["spend_usd"]), f"{p['wall_s']:.2f}", f"{p['peak_rss_mb']:.0f}", p["repeats"]]
+                              [[p["strategy"], p["task"], f"{p['lm_calls']:,.0f}",
+                                "not measured" if pd.isna(p["tokens"]) else f"{p['tokens']:,.0f}",
+                                money(p["spend_usd"]), f"{p['optimize_wall_s']:.2f}", f"{p['peak_rss_mb']:.0f}", p["repeats"]]
                                for _, p in pairs.iterrows()])
     return lines + [""]
 
@@ -150,27 +178,7 @@ def projections_section(result) -> list[str]:
         rows = [[s, *[money(spend.loc[s, m]) if m in spend.columns else "-" for m in models],
                  *[duration(t[c].loc[s, ref]) if ref in t[c].columns else "-" for c in conc]] for s in spend.index]
         lines += md_table(headers, rows) + [""]
-    if p.get("scaling"):
-        sc = p["scaling"]
-        lines += ["### At larger train sets", "",
-                  f"Method: {sc['method']}. Fitted on n_train = {sc['fit_sizes']} ({sc['file']}); summed over tasks.", ""]
-        df = pd.DataFrame(sc["rows"])
-        if not df.empty:
-            ref, dear = models[0], models[-1]
-            rows = []
-            for (s, n), g in df.groupby(["strategy", "n_train"], sort=False):
-                r_ref, r_dear = g[g.model == ref], g[g.model == dear]
-                r2 = g["calls_r2"].dropna()
-                rows.append([s, f"{n:,}", f"{r_ref['lm_calls'].sum():,.0f}",
-                             f"{(r_ref['input_tokens'].sum() + r_ref['output_tokens'].sum()):,.0f}",
-                             money(r_ref["spend_usd"].sum()), money(r_dear["spend_usd"].sum()),
-                             duration(r_ref[f"api_time_s_c{conc[0]}"].sum()),
-                             f"{r2.min():.3f}" if not r2.empty else "constant"])
-            lines += md_table(["strategy", "n_train", "LM calls", "tokens", f"spend at {ref}", f"spend at {dear}",
-                               f"API time at {ref}, {conc[0]} concurrent", "lowest R^2 of the call fits"], rows) + [""]
-    else:
-        lines += ["### At larger train sets", "",
-                  "Not projected: no scaling.json beside the report (`python -m harness scaling --out OUT`).", ""]
+    lines += scaling_lines(p.get("scaling"), models, conc)
     tr = p.get("training")
     if tr:
         lines += ["### Weight training: GPUs, time, money and storage", "", "Method: " + tr["method"] + ".", "",
@@ -193,6 +201,89 @@ def projections_section(result) -> list[str]:
         lines += md_table(["size", "method", "parameters", "trained", "weights GB", "fp32 master GB", "gradients GB",
                            "optimizer GB", "activations GB", "logits GB", "total GB"], rows) + [""]
     lines += agreement_lines(p)
+    return lines
+
+
+def _num(x: float | None, digits: str = ",.0f") -> str:
+    return "-" if x is None or pd.isna(x) else format(x, digits)
+
+
+def scaling_lines(sc: dict | None, models: list[str], conc: list[int]) -> list[str]:
+    """"At larger train sets": the fits with their quality, projections per task with their rule, a sum that
+    names its tasks, and the optimizers' own formulas beside the fits and the measurements."""
+    lines = ["### At larger train sets", ""]
+    if not sc or sc.get("label") != "projected":
+        return lines + [f"Not projected: {(sc or {}).get('reason', 'no scaling.json beside the report')}.", ""]
+    tasks = ", ".join(sc["tasks"])
+    lines += [f"Method: {sc['method']}. Fitted at the **{sc['profile']} profile's budgets** on n_train = "
+              f"{', '.join(map(str, sc['fit_sizes']))} per task ({tasks}; {sc['file']}). {sc['few_points']}.", ""]
+    if sc.get("refused"):
+        lines += ["Not projected (fewer than 3 sizes): " + "; ".join(sc["refused"]) + ".", ""]
+    meas = pd.DataFrame(sc.get("measured") or [])
+    fits = [f for f in sc["fits"] if f["measure"] == "lm_calls"]
+    if fits:
+        lines += ["Fits of the LM calls, per strategy and task (measured: the median at each size; 'bench' marks the "
+                  "bench's own records):", ""]
+        rows = []
+        for f in fits:
+            m = meas[(meas.strategy == f["strategy"]) & (meas.task == f["task"])] if not meas.empty else meas
+            pts = "; ".join(f"{int(r.n_train)}: {r.lm_calls:,.0f}" + (" (bench)" if "bench" in r.source else "")
+                            for r in m.itertuples()) if not m.empty else "-"
+            ci = f"{f['ci_b'][0]:+,.3g} to {f['ci_b'][1]:+,.3g}" if f.get("ci_b") else "-"
+            rows.append([f["strategy"], f["task"], pts, f"{f['b']:+,.3g}", ci, _num(f["r2"], ".3f"),
+                         _num(f["p_slope"], ".2g"), f["growth"]])
+        lines += md_table(["strategy", "task", "measured calls by n_train", "slope (calls/example)", "95% CI of slope",
+                           "R^2", "p (slope > 0)", "finding"], rows) + [""]
+    df = pd.DataFrame(sc["rows"])
+    if df.empty:
+        return lines
+    ref, dear = models[0], models[-1]
+    lines += [f"Projected per task (tokens, spend and API time from the projected tokens and calls; spend at {ref} "
+              f"and {dear}; API time at {ref}, {conc[0]} concurrent):", ""]
+    rows = []
+    for (s, t, n), g in df.groupby(["strategy", "task", "n_train"], sort=False):
+        r_ref, r_dear = g[g.model == ref].iloc[0], g[g.model == dear].iloc[0]
+        rule = r_ref["calls_rule"] if r_ref["tokens_rule"] == r_ref["calls_rule"] else \
+            f"calls: {r_ref['calls_rule']}; tokens: {r_ref['tokens_rule']}"
+        rows.append([s, t, f"{n:,}", f"{r_ref['lm_calls']:,.0f}", rule,
+                     f"{r_ref['input_tokens'] + r_ref['output_tokens']:,.0f}", money(r_ref["spend_usd"]),
+                     money(r_dear["spend_usd"]), duration(r_ref[f"api_time_s_c{conc[0]}"])])
+    lines += md_table(["strategy", "task", "n_train", "LM calls", "rule (calls; tokens where it differs)", "tokens",
+                       f"spend at {ref}",
+                       f"spend at {dear}", f"API time at {ref}"], rows) + [""]
+    lines += ["Summed over the tasks each strategy ran on (the tasks named), projected and, for comparison, measured "
+              "at the largest size (the bench's own records when scaling.json holds them):", ""]
+    rows = []
+    for (s, n), g in df.groupby(["strategy", "n_train"], sort=False):
+        r_ref, r_dear = g[g.model == ref], g[g.model == dear]
+        names = ", ".join(r_ref["task"])
+        m = meas[meas.strategy == s] if not meas.empty else meas
+        m = m[m.n_train == m.n_train.max()] if not m.empty else m
+        at = (f"{m['lm_calls'].sum():,.0f} calls, {money(m['spend_usd'].sum())} at n_train {int(m['n_train'].max())} "
+              f"({', '.join(sorted(set(m['source'])))})") if not m.empty else "-"
+        rows.append([s, f"sum over {names}", f"{n:,}", f"{r_ref['lm_calls'].sum():,.0f}", money(r_ref["spend_usd"].sum()),
+                     money(r_dear["spend_usd"].sum()), ", ".join(sorted(set(r_ref["calls_rule"]))), at])
+    lines += md_table(["strategy", "tasks", "n_train", "LM calls", f"spend at {ref}", f"spend at {dear}", "rules",
+                       "measured at the largest size (spend at the record's price)"], rows) + [""]
+    return lines + formula_lines(sc)
+
+
+def formula_lines(sc: dict) -> list[str]:
+    """The table "formula vs fit vs measured" for the strategies whose own call count is known."""
+    rows = sc.get("formulas") or []
+    lines = ["#### The optimizers' own formulas vs the fit vs the measurement", ""]
+    if not rows:
+        return lines + ["No strategy with a known formula (MIPROv2, COPRO, SignatureOptimizer) in scaling.json.", ""]
+    sources = sorted({r["formula_source"] for r in rows if r["formula_source"]})
+    lines += ["LM calls at each size measured and each size projected. Formulas: " + "; ".join(sources) + "."]
+    for name, note in (sc.get("formula_future") or {}).items():
+        lines[-1] += f" {name}: {note}."
+    lines += [""]
+    lines += md_table(["strategy", "task", "n_train", "measured", "formula", "fitted line", "projected (rule)",
+                       "formula terms"],
+                      [[r["strategy"], r["task"], f"{r['n_train']:,}", _num(r["measured"]), _num(r["formula"]),
+                        _num(r["line"]), "-" if r["projected"] is None else f"{r['projected']:,.0f} ({r['rule']})",
+                        r["formula_detail"] or "-"] for r in rows]) + [""]
     return lines
 
 

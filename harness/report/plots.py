@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
-
+from harness.claims.checks import usable_scaling
 from harness.claims.costs import COST_METRICS
+from harness.claims.projections import measured_floors, project
 from harness.files import atomic_write_bytes
 
 TIER_COLOURS = {"Minimal": "#1b9e77", "Low": "#377eb8", "Medium": "#ff7f00", "High": "#e41a1c",
@@ -327,46 +327,63 @@ def training_cost_plot(plt, ev, out: Path) -> Plot | None:
 
 
 def scaling_plot(plt, ev, out: Path) -> Plot | None:
-    if ev.scaling is None or not ev.scaling.runs:
+    """Per task: each strategy's measured calls at each train size (ringed: the bench's own records), its
+    least-squares line over the sizes measured, and the projection to the verdicts' train size (dashed: the
+    fitted line; dotted: no growth measured or floored, at the value it carries)."""
+    from matplotlib.lines import Line2D
+
+    sc, _ = usable_scaling(ev)
+    if sc is None or not sc.lines:
         return None
-    pts = pd.DataFrame([{**{k: r[k] for k in ("strategy", "task", "n_train", "status")},
-                         "lm_calls": (r.get("cost") or {}).get("lm_calls")} for r in ev.scaling.runs])
-    pts = pts[(pts.status == "ok") & pts.lm_calls.notna()]
-    if pts.empty:
-        return None
-    tasks = sorted(pts.task.unique())
-    strategies = list(dict.fromkeys(pts.strategy))
+    target = max(ev.claims.assumption("scaling", "verdict_train_sizes", default=[1000]) or [1000])
+    floors = measured_floors(ev.ok("prompt"))
+    tasks = sc.tasks()
+    strategies = list(dict.fromkeys(s for s, _ in sc.pairs()))
     cmap = plt.get_cmap("tab20")
     colour = {s: cmap(i % 20) for i, s in enumerate(strategies)}
     marks = "os^Dv<>PX*ph"
     marker = {s: marks[i % len(marks)] for i, s in enumerate(strategies)}
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 5.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 5.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for s in strategies:
-            g = pts[(pts.task == task) & (pts.strategy == s)].sort_values("n_train")
-            if g.empty:
+            line = sc.line(s, task, "lm_calls")
+            if line is None:
                 continue
-            ax.scatter(g.n_train, g.lm_calls, color=colour[s], s=22, zorder=3, marker=marker[s])
-            fit = ev.scaling.fit(s, task, "lm_calls")
-            if fit:
-                xs = [min(g.n_train), max(g.n_train)]
-                ax.plot(xs, [fit["a"] + fit["b"] * x for x in xs], color=colour[s], lw=1)
+            xs, ys = zip(*line.points)
+            bench = set(sc.bench_sizes(s, task))
+            ax.scatter(xs, [max(y, 0.5) for y in ys], color=colour[s], s=24, zorder=3, marker=marker[s],
+                       edgecolors=["black" if int(x) in bench else "none" for x in xs], linewidths=0.8)
+            lo, hi = min(xs), max(xs)
+            ax.plot([lo, hi], [max(line.fit.at(lo), 0.5), max(line.fit.at(hi), 0.5)], color=colour[s], lw=1)
+            proj = project(line, target, floors.get((s, task, "lm_calls"), ()))
+            if proj.value is not None:
+                style = "--" if proj.rule == "fitted line" else ":"
+                start = max(line.fit.at(hi), 0.5) if proj.rule == "fitted line" else max(max(ys), 0.5)
+                ax.plot([hi, target], [start, max(proj.value, 0.5)], color=colour[s], lw=1, ls=style)
+                ax.scatter([target], [max(proj.value, 0.5)], color=colour[s], s=30, marker=marker[s], zorder=3,
+                           facecolors="none")
         ax.set_title(f"task: {task}")
-        ax.set_yscale("symlog", linthresh=1)
-        ax.set_xlabel("n_train (examples; n_dev = n_train // 2)")
-        ax.set_ylabel("optimization LM calls (calls, log scale above 1)")
-        ax.grid(alpha=0.3)
-    from matplotlib.lines import Line2D
-
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.axvline(target, color="grey", lw=0.8, ls="-.")
+        ax.set_xlabel(f"n_train (examples; n_dev = n_train // 2); projected to {target:,}")
+        ax.set_ylabel("optimization LM calls (log scale; 0 drawn at 0.5)")
+        ax.grid(alpha=0.3, which="both")
     handles = [Line2D([], [], color=colour[s], marker=marker[s], lw=1, label=s) for s in strategies]
-    fig.subplots_adjust(right=0.8)
+    handles += [Line2D([], [], color="grey", marker="o", markeredgecolor="black", lw=0, label="bench's own record"),
+                Line2D([], [], color="grey", ls="--", label="projection: fitted line"),
+                Line2D([], [], color="grey", ls=":", label="projection: no growth\nmeasured, or floored")]
+    fig.subplots_adjust(right=0.8, top=0.86)
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.81, 0.5), fontsize=8,
                title="strategy: measured points,\nleast-squares line")
-    fig.suptitle("LM calls against train-set size at the quick profile's budgets, measured (scaling.json)", fontsize=12)
+    fig.suptitle(f"LM calls against train-set size at the {sc.profile} profile's budgets: measured at "
+                 f"{', '.join(map(str, sc.sizes))}, projected to {target:,} (open markers)", fontsize=12)
     save(fig, out / "plots" / "scaling_calls.png")
     plt.close(fig)
     return Plot("plots/scaling_calls.png", "LM calls against train-set size",
-                "measured optimization calls at each train size with the fitted line the projections extrapolate")
+                f"measured optimization calls at each train size ({sc.profile} profile's budgets; ringed: the bench's "
+                f"own records), the least-squares line over the sizes measured, and the projection to n_train "
+                f"{target:,} that the verdicts use (dashed: fitted line; dotted: no growth measured or floored)")
 
 
 PLOTS: list[Callable] = [resources, cost_quality, ram_timeline, memory_vs_analytic, finetune_projection,

@@ -11,6 +11,11 @@ import random
 
 from harness.strategies.base import RunContext, Strategy
 
+# The quick profile's budgets of the optimizers whose call counts harness.claims.formulas computes
+# (standard: the library defaults, MIPROv2 auto="light").
+COPRO_QUICK = {"breadth": 4, "depth": 2}  # COPRO and SignatureOptimizer; library defaults: breadth=10, depth=3
+MIPRO_QUICK = {"num_candidates": 3, "num_trials": 4, "minibatch_size": 8}
+
 
 def _eval_kwargs(ctx: RunContext) -> dict:
     return {"num_threads": 1, "display_progress": False, "display_table": False}
@@ -32,7 +37,7 @@ def bootstrap_fewshot(ctx: RunContext, program):
 def copro(ctx: RunContext, program):
     import dspy
 
-    size = {"breadth": 4, "depth": 2} if ctx.quick else {}  # library defaults: breadth=10, depth=3
+    size = dict(COPRO_QUICK) if ctx.quick else {}  # library defaults: breadth=10, depth=3
     opt = dspy.COPRO(metric=ctx.task.metric, **size)
     return opt.compile(program, trainset=ctx.trainset, eval_kwargs=_eval_kwargs(ctx))
 
@@ -41,8 +46,10 @@ def mipro_v2(ctx: RunContext, program):
     import dspy
 
     if ctx.quick:
-        opt = dspy.MIPROv2(metric=ctx.task.metric, auto=None, num_candidates=3, num_threads=1, seed=ctx.seed or 9)
-        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, num_trials=4, minibatch_size=8)
+        opt = dspy.MIPROv2(metric=ctx.task.metric, auto=None, num_candidates=MIPRO_QUICK["num_candidates"],
+                           num_threads=1, seed=ctx.seed or 9)
+        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, num_trials=MIPRO_QUICK["num_trials"],
+                           minibatch_size=MIPRO_QUICK["minibatch_size"])
     opt = dspy.MIPROv2(metric=ctx.task.metric, auto="light", num_threads=1)
     return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
 
@@ -62,7 +69,7 @@ def signature_optimizer(ctx: RunContext, program):
     from dspy.teleprompt import COPRO
     from dspy.teleprompt.signature_opt import SignatureOptimizer
 
-    size = {"breadth": 4, "depth": 2} if ctx.quick else {"breadth": 10, "depth": 3}
+    size = dict(COPRO_QUICK) if ctx.quick else {"breadth": 10, "depth": 3}
     try:
         opt = SignatureOptimizer(metric=ctx.task.metric, **size)
     except TypeError as exc:
