@@ -81,8 +81,15 @@ def _options(args: argparse.Namespace) -> dict:
             if v is not None and v != ""}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the harness's error style: one line `error: ...` and exit 2, the usage left to --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m harness", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="dspy-resource-bench: measure what each DSPy optimization strategy costs in time, memory, "
                     "GPU, disk, LM calls, tokens and money, and check published claims against the measurements.")
