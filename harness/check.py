@@ -483,8 +483,11 @@ def measured_rerun(spec: RunSpec, out: Path) -> Rerun:
 
 
 def rerun_spec(report: Report, rec: RunRecord, repeat: int) -> RunSpec:
-    """What re-runs `rec` as its bench ran it: same profile, limits, prices and student."""
+    """What re-runs `rec` as its bench ran it: same profile, limits, prices, student and GEPA budget."""
     options = {"student": rec.training.student, "mode": rec.training.mode} if rec.training else {}
+    if rec.budget is not None:  # GEPA: the budget it was asked for
+        options.update({k: v for k, v in (("auto", rec.budget.auto),
+                                          ("max_metric_calls", rec.budget.max_metric_calls_asked)) if v is not None})
     return RunSpec(strategy=rec.strategy, task=rec.task, profile=report.profile, repeat=repeat,
                    price_as=report.priced_as, timeout_s=rec.timeout_s, max_rss_mb=rec.max_rss_mb, options=options)
 

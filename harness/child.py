@@ -172,6 +172,7 @@ class Child:
             self.result["extra"] = _jsonable(ctx.extra)
             self.result["workaround"] = "; ".join(dict.fromkeys(ctx.workarounds)) or None
             self.result["training"] = ctx.training.model_dump() if ctx.training is not None else None
+            self.result["budget"] = ctx.budget.model_dump() if ctx.budget is not None else None
         totals = COUNTER.totals()
         self.result["usage"] = COUNTER.usage().model_dump()
         self.result["lm_failures"] = self._failures()

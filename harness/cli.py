@@ -11,6 +11,7 @@ from pathlib import Path
 from harness import scaling
 from harness.errors import HarnessError
 from harness.redact import scrub
+from harness.strategies.gepa import QUICK_METRIC_CALLS, budget_options
 
 EPILOG = """\
 examples:
@@ -44,6 +45,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=("full", "lora"), default=None, help="weight strategies: fine-tuning mode")
     g.add_argument("--lm-retries", type=_retries, default=None, metavar="N",
                    help="--lm: times DSPy retries a failed LM call (its num_retries; default 3, waiting 1, 2, 4 s)")
+    g = p.add_argument_group("budgets (GEPA; the other strategies ignore them)")
+    g.add_argument("--auto", default=None, metavar="PRESET",
+                   help="GEPA's auto budget: light, medium or heavy (default: light in the standard profile)")
+    g.add_argument("--max-metric-calls", default=None, metavar="N",
+                   help=f"GEPA's budget in metric calls, a whole number above 0 (default in the quick profile: "
+                        f"{QUICK_METRIC_CALLS}); not with --auto")
 
 
 def _positive(name: str):
@@ -77,8 +84,10 @@ def _retries(text: str) -> int:
 
 
 def _options(args: argparse.Namespace) -> dict:
-    return {k: v for k, v in (("student", args.student), ("mode", args.mode), ("lm_retries", args.lm_retries))
-            if v is not None and v != ""}
+    """The run's options from the flags; a bad GEPA budget is refused here, before anything runs."""
+    options = {k: v for k, v in (("student", args.student), ("mode", args.mode), ("lm_retries", args.lm_retries))
+               if v is not None and v != ""}
+    return {**options, **budget_options({"auto": args.auto, "max_metric_calls": args.max_metric_calls})}
 
 
 class Parser(argparse.ArgumentParser):

@@ -251,6 +251,32 @@ class TrainingInfo(_Model):
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else the trainer measured.")
 
 
+class BudgetFigures(_Model):
+    """An optimizer that budgets its own metric calls (GEPA): the budget asked, the budget it resolved, what it used,
+    and the compile phase's LM usage split between its reflection LM and the program it optimizes."""
+
+    optimizer: str = Field(description='The optimizer whose budget this is, e.g. "GEPA".')
+    asked: str = Field(description='The budget as asked, e.g. \'auto="light"\' or "max_metric_calls=64".')
+    auto: Literal["light", "medium", "heavy"] | None = Field(None, description="The auto preset asked, if any.")
+    max_metric_calls_asked: Count | None = Field(None, description="The max_metric_calls asked, if any.")
+    metric_call_budget: Count = Field(
+        description="The max_metric_calls the optimizer ran under: as asked, or for auto the number it computed "
+        "(GEPA.auto_budget, from the predictors and the valset size)."
+    )
+    metric_calls: Count = Field(
+        description="Metric calls the optimizer counted itself (GEPA's total_metric_calls = GEPAState.total_num_evals: "
+        "program runs on one example scored by the metric; its feedback calls are not counted)."
+    )
+    full_val_evals: Count | None = Field(
+        None, description="Evaluations on the whole valset (GEPA's num_full_val_evals).")
+    candidates: Count | None = Field(None, description="Candidate programs the optimizer kept, the seed included.")
+    reflection: LMUsage = Field(description="LM calls and tokens served while the optimizer's instruction proposer "
+                                "ran (the reflection LM); `split_method` says how.")
+    task: LMUsage = Field(description="The compile phase's other LM calls and tokens: the program being optimized, run "
+                          "on train and val examples (compile phase minus reflection).")
+    split_method: str = Field(description="How reflection calls were told apart from the program's calls.")
+
+
 # --------------------------------------------------------------------------- the record
 
 
@@ -318,6 +344,10 @@ class RunRecord(_Model):
 
     phases: list[Phase] = Field(default_factory=list, description="Measured phases in order.")
     training: TrainingInfo | None = Field(None, description="Weight-training figures, if the strategy trains.")
+    budget: BudgetFigures | None = Field(
+        None, description="Metric-call budget and reflection/program LM usage of an optimizer that budgets its own "
+        "metric calls (GEPA); None for the others."
+    )
     extra: dict[str, Any] = Field(default_factory=dict, description="Strategy-specific figures.")
     measurement: Measurement = Field(description="Methods, sampler overhead and the timeline.")
 
@@ -402,8 +432,8 @@ def utcnow() -> datetime:
 def schema_markdown() -> str:
     """The record documented field by field (used by `python -m harness schema` and the docs)."""
     lines = [f"# Run record, schema_version {SCHEMA_VERSION}", ""]
-    for model in (RunRecord, Measurement, Phase, LMUsage, LMFailures, GPUFigures, TrainingInfo, Sample, MachineInfo,
-                  GPUInfo, SoftwareInfo, GitInfo, Report, Calibration):
+    for model in (RunRecord, Measurement, Phase, LMUsage, LMFailures, GPUFigures, TrainingInfo, BudgetFigures, Sample,
+                  MachineInfo, GPUInfo, SoftwareInfo, GitInfo, Report, Calibration):
         lines += [f"## {model.__name__}", "", (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "",
                   "", "| field | type | meaning |", "|---|---|---|"]
         for name, field in model.model_fields.items():

@@ -75,11 +75,12 @@ def _merged(kind: str, builtin: list, extra: dict) -> dict:
 
 
 def strategies() -> dict[str, Strategy]:
+    from harness.strategies.gepa import STRATEGIES as gepa
     from harness.strategies.prompt import STRATEGIES as prompt
     from harness.strategies.weights import STRATEGIES as weights
 
     _load_plugins()
-    return _merged("strategy", [*prompt, *weights], _EXTRA_STRATEGIES)
+    return _merged("strategy", [*prompt, *gepa, *weights], _EXTRA_STRATEGIES)
 
 
 def tasks() -> dict[str, Task]:

@@ -32,8 +32,8 @@ from harness.files import atomic_write_text, ensure_writable
 from harness.lm.usage import describe_failures, every_call_failed
 from harness.load import first_error
 from harness.measure import MB, TreeFigures, TreeSampler, downsample
-from harness.record import (GPUFigures, LMFailures, LMUsage, Measurement, Phase, RunRecord, Sample, TrainingInfo,
-                            utcnow)
+from harness.record import (BudgetFigures, GPUFigures, LMFailures, LMUsage, Measurement, Phase, RunRecord, Sample,
+                            TrainingInfo, utcnow)
 from harness.redact import SECRET_NAME, scrub, secret_values, url_secrets
 from harness.registry import get_profile, get_strategy, get_task, run_id
 
@@ -347,6 +347,7 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
                      torch_peak_reserved_mb=res.get("torch_peak_reserved_mb"))
     gpu_peak = gpu.process_peak_mb if gpu.process_peak_mb is not None else gpu.device_peak_mb
     training = TrainingInfo(**res["training"]) if res.get("training") else None
+    budget = BudgetFigures.model_validate(res["budget"]) if res.get("budget") else None
     extra = dict(res.get("extra") or {})
     if res.get("network_attempts"):
         extra["network_attempts"] = res["network_attempts"]
@@ -365,7 +366,7 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
         lm_failure_summary=describe_failures(usage.lm_calls if usage else None, failures),
         score_before=res.get("score_before"), score_after=res.get("score_after"), metric=res.get("metric"),
         n_train=res.get("n_train"), n_dev=res.get("n_dev"), n_test=res.get("n_test"),
-        phases=phases, training=training, extra=extra,
+        phases=phases, training=training, budget=budget, extra=extra,
         measurement=Measurement(
             peak_rss_method=method, hwm_tree_sum_mb=round(hwm_sum, 2),
             sampled_peak_rss_mb=round(fig.sampled_peak_rss_mb, 2), processes_seen=len(fig.procs),

@@ -13,8 +13,9 @@
   trainset: with one predictor, B candidates per depth (B x D); with several, every candidate so far is
   re-evaluated for every predictor at every depth (P x B x D(D+1)/2). Each evaluation runs the program on
   all N training examples, P LM calls each. Adapter retries are not counted: a lower bound.
-- **GEPA** budgets its own metric calls (``auto`` / ``max_metric_calls``); it is not among the strategies
-  measured here yet (another issue), so its formula is future work.
+- **GEPA** budgets its own metric calls (``auto`` / ``max_metric_calls``); it runs as a strategy (not one of the
+  study's) and its record's ``budget`` block holds the budget it resolved and the metric calls it used, but its
+  ``auto`` formula is not set beside the fits yet (future work).
 
 ``inputs`` (run by ``harness scaling``, which imports DSPy) records the budgets the runs used and each
 task's predictors in ``scaling.json``; ``calls`` evaluates a formula at any n_train from those inputs.
@@ -32,7 +33,8 @@ from harness.strategies.prompt import COPRO_QUICK, MIPRO_QUICK
 
 COPRO_LIKE = ("COPRO", "SignatureOptimizer")
 MIPRO = ("MIPROv2",)
-FUTURE = {"GEPA": "GEPA's own budget (auto / max_metric_calls) is future work: GEPA is not measured here yet"}
+FUTURE = {"GEPA": "GEPA's own budget (auto / max_metric_calls) beside the fits is future work; each GEPA record's "
+                  "budget block has the budget it resolved and the metric calls it used"}
 
 COPRO_SOURCE = ("COPRO.compile (dspy/teleprompt/copro_optimizer.py), counted: P x D proposal requests + "
                 "evaluations x N x P LM calls, evaluations = B x D with one predictor, P x B x D(D+1)/2 with several; "

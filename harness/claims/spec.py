@@ -11,6 +11,7 @@ from harness.errors import HarnessError
 
 DEFAULT_PATH = Path(__file__).with_name("claims.toml")
 CHANGES = ("prompt", "weights", "both")
+NOT_IN_STUDY = "not in the study"  # how a strategy the claims file gives no tier (GEPA) is shown; no claim counts it
 
 
 @dataclass(frozen=True)

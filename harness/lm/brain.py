@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -160,6 +161,43 @@ RULES = (
 )
 
 
+# GEPA's reflection (harness.lm.brain.Generic.reflect)
+REFLECT_RATE, MAX_SENTENCES = 0.6, 12
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[a-z][a-z'-]{3,}")
+_NEGATIVE = ("wrong", "incorrect", "expected", "failed", "did not", "score of 0")
+_RAW_REFLECTION = "Provide the new instructions within ``` blocks"  # gepa's own InstructionProposalSignature prompt
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def feedback_notes(text: str) -> list[str]:
+    """The feedback of each example GEPA shows its reflection LM: a JSON list of {"Inputs", "Generated Outputs",
+    "Feedback"} (DSPy's ProposeInstruction through JSONAdapter), or gepa's own markdown ("## Feedback" sections)."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        data = None
+    if isinstance(data, list):
+        return [str(d["Feedback"]) for d in data if isinstance(d, dict) and d.get("Feedback")]
+    return [m.strip() for m in re.findall(r"## Feedback\n(.*?)(?=\n# Example |\Z)", text, re.S)]
+
+
+def is_failure(note: str) -> bool:
+    low = note.lower()
+    return not low.startswith("correct") and any(w in low for w in _NEGATIVE)
+
+
+def raw_reflection(generic: "Generic", text: str, rand: Rand) -> str:
+    """gepa's raw reflection prompt (the current instruction in the first ``` block, the examples in the second,
+    "Provide the new instructions within ``` blocks"): the new instruction in a ``` block."""
+    blocks = re.findall(r"```\n(.*?)\n```", text, re.S)
+    current, side = (blocks + ["", ""])[:2]
+    return f"```\n{generic.reflect(current, feedback_notes(side), rand)}\n```"
+
+
 class Generic:
     """Text for fields no oracle owns: the optimizers' own signatures and unknown ones."""
 
@@ -199,6 +237,9 @@ class Generic:
     def value(self, f: OutField, prompt: Prompt, rand: Rand) -> str:
         name, grounded = f.name, self._grounded(prompt)
         rate = 0.45 if grounded else 0.25
+        if name == "new_instruction" and "examples_with_feedback" in prompt.inputs:  # GEPA's ProposeInstruction
+            return self.reflect(prompt.inputs.get("current_instruction", ""),
+                                feedback_notes(prompt.inputs["examples_with_feedback"]), rand)
         if name in ("proposed_instruction", "new_instruction"):
             return self.instruction(prompt, rand)
         if name == "proposed_prefix_for_output_field":
@@ -221,6 +262,30 @@ class Generic:
         if name == "reasoning":
             return " ".join(self.sentences(prompt, rand, rand.between(2, 4), OBSERVATIONS, 0.0))
         return self.by_type(f, prompt, rand)
+
+    def reflect(self, current: str, notes: list[str], rand: Rand) -> str:
+        """GEPA's proposal: the current instruction kept, one lesson added per failed example shown (up to 3): a task
+        hint the feedback's words point at, with odds REFLECT_RATE when the feedback has words of its own (half that
+        for GEPA's bare "This trajectory got a score of 0"), else a general rule; at most MAX_SENTENCES sentences."""
+        sentences = [x for x in _SENTENCE_END.split(current.strip()) if x]
+        failures = [n for n in notes if is_failure(n)]
+        worded = any(not n.lower().startswith("this trajectory got a score") for n in failures)
+        for note in failures[:3] or [""]:
+            lesson = self.lesson(note, sentences, rand, (REFLECT_RATE if worded else REFLECT_RATE / 2) if note else 0.0)
+            if lesson not in sentences:
+                sentences.append(lesson)
+        if len(sentences) > MAX_SENTENCES:
+            sentences = sentences[:1] + sentences[1 - MAX_SENTENCES:]
+        return " ".join(sentences)
+
+    def lesson(self, note: str, have: list[str], rand: Rand, rate: float) -> str:
+        """A task hint not yet in the instruction, the one sharing most words with `note` (with odds `rate`), else a
+        general rule (a fluff sentence when there is no failure to learn from)."""
+        hints = [h for h in (self.oracle.hint_phrases if self.oracle else ()) if h not in have]
+        if hints and rand.u() < rate:
+            words = _words(note)
+            return max(hints, key=lambda h: (len(words & _words(h)), rand.u()))
+        return rand.choice(RULES if note else FLUFF)
 
     def by_type(self, f: OutField, prompt: Prompt, rand: Rand) -> str:
         t = f.type
@@ -277,6 +342,8 @@ class Brain:
         last = messages[-1][1] if messages and messages[-1][0] == "user" else ""
         prompt = with_last_turn(prefix, last)
         rand = Rand(f"{_digest(key + last)}|{salt}")
+        if not prompt.outputs and _RAW_REFLECTION in last:
+            return raw_reflection(self.generic, last, rand)
         values: dict[str, str] = {}
         oracle = self.oracle
         if oracle is not None and any(f.name in oracle.fields for f in prompt.outputs):

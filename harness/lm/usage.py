@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ class UsageCounter:
             self._t.output_tokens += output_tokens
             self._t.engine_s += engine_s
             self._t.without_usage += without_usage
+        also = getattr(_ALSO, "counter", None)
+        if also is not None and also is not self:
+            also.add(calls, input_tokens, output_tokens, engine_s, without_usage)
 
     def add_failure(self, kind: str, status: int | None = None, message: str | None = None) -> None:
         with self._lock:
@@ -92,6 +96,21 @@ class UsageCounter:
 
 
 COUNTER = UsageCounter()
+
+_ALSO = threading.local()  # .counter: a second counter that this thread's served calls are added to as well
+
+
+@contextlib.contextmanager
+def also_counting(counter: UsageCounter):
+    """While the block runs, every call served in *this thread* is counted in `counter` too (the run's counter
+    still counts it). Used to tell apart the calls one part of an optimizer makes (GEPA's reflection LM, called
+    by its instruction proposer in GEPA's own thread) without a second DSPy callback on every call."""
+    previous = getattr(_ALSO, "counter", None)
+    _ALSO.counter = counter
+    try:
+        yield counter
+    finally:
+        _ALSO.counter = previous
 
 
 def since(before: _Totals, counter: UsageCounter = COUNTER) -> LMUsage:

@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.files import atomic_write_text
 from harness.load import SchemaError, load_record, load_report
+from harness.redact import scrub
 from harness.record import Report, RunRecord, utcnow
 
 __all__ = ["build_report", "write_outputs", "rebuild", "runs_frame", "NOTES_OFFLINE"]
@@ -113,8 +114,6 @@ def _from_records(records: list[RunRecord]) -> Report:
 
 def rebuild(out: Path) -> Report:
     """Reload OUT/report.json, take in OUT/runs/*.json if present, and rewrite every output file."""
-    from harness.runner import scrub
-
     out = Path(out)
     path = out / "report.json"
     records = _records(out)

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from harness.claims.costs import METHOD as COST_METHOD
+from harness.claims.spec import NOT_IN_STUDY
 from harness.record import Report
 from harness.report.tables import engine_cost, fmt_stat, strategy_frame
 
@@ -97,6 +98,30 @@ def failure_lines(report: Report) -> list[str]:
             "errored examples scored 0):", ""] + [f"- `{r.run_id}` ({r.status}): {r.lm_failure_summary}" for r in hit]
 
 
+def _usage(u) -> str:
+    tokens = "tokens not measured" if u.input_tokens is None else f"{u.input_tokens + u.output_tokens:,} tokens"
+    return f"{u.lm_calls:,} calls, {tokens}"
+
+
+def budget_lines(report: Report) -> list[str]:
+    """One row per run of an optimizer that budgets its own metric calls (GEPA): the budget asked and resolved,
+    the metric calls it counted, and its compile calls split into reflection and the program's own."""
+    runs = [r for r in report.runs if r.budget is not None]
+    if not runs:
+        return []
+    def share(b) -> str:
+        return f"{100 * b.metric_calls / b.metric_call_budget:.0f}%" if b.metric_call_budget else "-"
+
+    rows = [[r.run_id, r.budget.asked, f"{r.budget.metric_call_budget:,}", f"{r.budget.metric_calls:,}",
+             share(r.budget), r.budget.full_val_evals, r.budget.candidates, _usage(r.budget.reflection),
+             _usage(r.budget.task)] for r in runs]
+    return ["", "Metric-call budgets (GEPA counts its own metric calls, program runs on one example, and checks its "
+            "budget between iterations, so it can end one iteration past it). Compile calls split: "
+            + runs[0].budget.split_method + ".", "",
+            *md_table(["run", "budget asked", "budget (metric calls)", "metric calls used", "of budget",
+                       "full valset evaluations", "candidates", "reflection LM", "program (task LM)"], rows)]
+
+
 def strategy_section(report: Report, ev) -> list[str]:
     offline = report.lm.startswith("offline")
     note = SCORE_NOTE if offline else f"scored with the real LM {report.lm}"
@@ -110,6 +135,7 @@ def strategy_section(report: Report, ev) -> list[str]:
     if frame.empty:
         return lines + ["No runs.", ""]
     tiers = {n: s.tier for n, s in ev.claims.strategies.items()} if ev is not None else {}
+    untiered = NOT_IN_STUDY if ev is not None else "-"  # with no claims judged, no tier is known for any strategy
     scores_before = {}
     for r in report.runs:
         if r.status == "ok" and r.score_before is not None:
@@ -126,7 +152,7 @@ def strategy_section(report: Report, ev) -> list[str]:
         tokens = None
         if r.get("input_tokens") is not None and not pd.isna(r.get("input_tokens")):
             tokens = f"{r['input_tokens'].median + r['output_tokens'].median:,.0f}"
-        rows.append([r["strategy"], tiers.get(r["strategy"], "-"), r["task"], r["status"],
+        rows.append([r["strategy"], tiers.get(r["strategy"], untiered), r["task"], r["status"],
                      fmt_stat(r.get("lm_calls")), tokens or "not measured", fmt_stat(r.get("api_cost_usd"), money=True),
                      failures.get(key, "-"),
                      fmt_stat(r.get("wall_s")), fmt_stat(r.get("cpu_s")), fmt_stat(r.get("peak_rss_mb")),
@@ -135,6 +161,7 @@ def strategy_section(report: Report, ev) -> list[str]:
                        "failed LM calls", "wall s", "CPU s", "peak RAM MiB", "disk MiB", "GPU MiB",
                        f"test score % before -> after ({note})"], rows)
     lines += failure_lines(report)
+    lines += budget_lines(report)
     if ev is not None:
         pairs = ev.pairs()
         if not pairs.empty:

@@ -17,6 +17,7 @@ from typing import Callable
 from harness.claims.checks import usable_scaling
 from harness.claims.costs import COST_METRICS
 from harness.claims.projections import measured_floors, project
+from harness.claims.spec import NOT_IN_STUDY  # a strategy with no claimed tier (GEPA): drawn grey, last
 from harness.files import atomic_write_bytes
 
 TIER_COLOURS = {"Minimal": "#1b9e77", "Low": "#377eb8", "Medium": "#ff7f00", "High": "#e41a1c",
@@ -63,6 +64,30 @@ def save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _untiered(tier) -> bool:
+    return tier is None or (isinstance(tier, float) and math.isnan(tier))
+
+
+def _colour(tier) -> str:
+    return TIER_COLOURS[None] if _untiered(tier) else TIER_COLOURS.get(tier, TIER_COLOURS[None])
+
+
+def _tier_rank(rank) -> float:
+    """A strategy's tier rank for ordering; one not in the study sorts after every tier."""
+    return 99.0 if rank is None or math.isnan(float(rank)) else float(rank)
+
+
+def tier_handles(ev, tiers) -> list:
+    """Legend patches: the claimed tiers present, then "not in the study" if a strategy has no tier."""
+    from matplotlib.patches import Patch
+
+    present = {t for t in tiers if not _untiered(t)}
+    handles = [Patch(color=TIER_COLOURS[t], label=f"claimed tier: {t}") for t in ev.claims.tiers if t in present]
+    if any(_untiered(t) for t in tiers):
+        handles.append(Patch(color=TIER_COLOURS[None], label=f"{NOT_IN_STUDY} (no claimed tier)"))
+    return handles
+
+
 def _wide(values: list[float]) -> bool:
     pos = [v for v in values if v and v > 0]
     return len(pos) >= 2 and max(pos) / min(pos) > LOG_SPREAD
@@ -78,14 +103,15 @@ def resources(plt, ev, out: Path) -> Plot | None:
         return None
     metrics = [*COST_METRICS, "disk_written_mb"]
     labels = {**{k: v for k, v in COST_METRICS.items()}, "disk_written_mb": ("disk written", "MiB")}
-    order = sorted(pairs["strategy"].unique(), key=lambda s: (pairs[pairs.strategy == s]["tier_rank"].iloc[0] or 99, s))
+    order = sorted(pairs["strategy"].unique(),
+                   key=lambda s: (_tier_rank(pairs[pairs.strategy == s]["tier_rank"].iloc[0]), s))
     fig, axes = plt.subplots(2, 3, figsize=(17, 10), sharey=True)
     for ax, m in zip(axes.flat, metrics):
         g = pairs.groupby("strategy")[m].agg(["median", "min", "max"]).reindex(order)
         tiers = [pairs[pairs.strategy == s]["tier"].iloc[0] for s in order]
         y = range(len(order))
         med = g["median"].astype(float).fillna(0)
-        ax.barh(list(y), med, color=[TIER_COLOURS.get(t, "#999999") for t in tiers])
+        ax.barh(list(y), med, color=[_colour(t) for t in tiers])
         lo = (med - g["min"].astype(float).fillna(0)).clip(lower=0)
         hi = (g["max"].astype(float).fillna(0) - med).clip(lower=0)
         ax.errorbar(med, list(y), xerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
@@ -97,15 +123,13 @@ def resources(plt, ev, out: Path) -> Plot | None:
         ax.set_xlabel(f"{label} ({unit}{', log scale' if log else ''})")
         ax.set_title(label[0].upper() + label[1:])
         ax.grid(axis="x", alpha=0.3)
-    axes[0, 0].set_yticks(range(len(order)), order)
+    untiered = {s for s in order if _untiered(pairs[pairs.strategy == s]["tier"].iloc[0])}
+    axes[0, 0].set_yticks(range(len(order)), [f"{s} ({NOT_IN_STUDY})" if s in untiered else s for s in order])
     axes[0, 0].invert_yaxis()  # the axes share y: once inverts them all; cheapest tier on top
     for ax in axes[:, 0]:
         ax.set_ylabel("strategy (by claimed tier)")
-    from matplotlib.patches import Patch
-
-    tiers_present = [t for t in ev.claims.tiers if t in set(pairs["tier"])]
-    fig.legend(handles=[Patch(color=TIER_COLOURS[t], label=f"claimed tier: {t}") for t in tiers_present],
-               loc="lower center", ncol=len(tiers_present), fontsize=9, bbox_to_anchor=(0.5, -0.02))
+    handles = tier_handles(ev, list(pairs["tier"]))
+    fig.legend(handles=handles, loc="lower center", ncol=max(len(handles), 1), fontsize=9, bbox_to_anchor=(0.5, -0.02))
     fig.suptitle("Optimization cost per strategy, measured (bars: median over tasks; whiskers: min-max over tasks)",
                  fontsize=13)
     save(fig, out / "plots" / "resources_by_strategy.png")
@@ -135,7 +159,6 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
     if runs.empty:
         return None
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     tasks = sorted(runs["task"].unique())
     pos = [v for v in runs["spend_usd"] if v > 0]
@@ -145,7 +168,7 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
         g = runs[runs.task == task]
         for _, r in g.iterrows():
             x = max(r["spend_usd"], floor)
-            colour = TIER_COLOURS.get(r["tier"], "#999999")
+            colour = _colour(r["tier"])
             ax.scatter(x, r["score_after"], s=42, zorder=3, color=colour if not r["trained"] else "white",
                        edgecolors=colour, linewidths=1.5)
             ax.annotate(_short(r["strategy"]), (x, r["score_after"]), fontsize=6.5, xytext=(4, 2),
@@ -162,8 +185,7 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
         ax.set_xlabel("optimization spend, projected (USD, log scale)")
         ax.set_ylabel("test score after optimizing (%)")
         ax.grid(alpha=0.3, which="both")
-    tiers_present = [t for t in ev.claims.tiers if t in set(runs["tier"])]
-    handles = [Patch(color=TIER_COLOURS[t], label=f"claimed tier: {t}") for t in tiers_present]
+    handles = tier_handles(ev, list(runs["tier"]))
     handles += [Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor="black",
                        label="scored with its trained student (a tiny model)"),
                 Line2D([], [], color="black", lw=1, label="frontier of the prompt strategies"),
@@ -204,7 +226,7 @@ def ram_timeline(plt, ev, out: Path) -> Plot | None:
     axes[-1, 0].set_xlabel("time since the run started (s, log scale)")
     from matplotlib.lines import Line2D
 
-    tier = {s: (ev.claims.strategy(s).tier if ev.claims.strategy(s) else "?") for s in strategies}
+    tier = {s: (ev.claims.strategy(s).tier if ev.claims.strategy(s) else NOT_IN_STUDY) for s in strategies}
     handles = [Line2D([], [], color=colour[s], lw=2, label=f"{s} ({tier[s]})") for s in strategies]
     handles.append(Line2D([], [], color="black", ls=":", label="run not ok"))
     fig.subplots_adjust(right=0.76, top=0.93, hspace=0.25)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 if TYPE_CHECKING:  # pragma: no cover
     import dspy
 
-    from harness.record import TrainingInfo
+    from harness.record import BudgetFigures, TrainingInfo
     from harness.tasks import Task
 
 Kind = Literal["prompt", "weights", "both"]
@@ -36,6 +36,7 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific figures -> record.extra
     workarounds: list[str] = field(default_factory=list)  # -> record.workaround
     training: "TrainingInfo | None" = None  # -> record.training
+    budget: "BudgetFigures | None" = None  # -> record.budget (an optimizer that budgets its own metric calls: GEPA)
     eval_lm: "dspy.LM | None" = None  # LM the program is scored with, if not `lm` (weight strategies: the student)
 
     @property

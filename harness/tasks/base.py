@@ -31,6 +31,7 @@ class Task:
     sizes: dict[str, dict[str, int]]  # profile -> split -> examples used
     data_name: str | None = None  # folder under DATA_DIR, if not `name` (plugins may reuse shipped data)
     oracle: Callable[[], Any] | None = None  # what the offline LM knows of the task (harness.lm.brain.Oracle)
+    feedback: Callable[..., str] | None = None  # (example, prediction, trace) -> what the metric found, in words
     extra_files: tuple[str, ...] = ()  # other shipped files (e.g. the corpus)
     notes: dict[str, Any] = field(default_factory=dict)
 

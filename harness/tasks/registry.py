@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from harness.tasks.base import DATA_DIR, Task
+from harness.tasks.feedback import classify_feedback, math_feedback, multihop_feedback
 from harness.tasks.oracles import ClassifyOracle, MathOracle, MultihopOracle, last_number, norm
 
 QUICK = {"train": 32, "dev": 16, "test": 24}
@@ -100,17 +101,20 @@ TASKS = [
     Task(name="math", summary="grade-school math word problems, chain of thought (GSM8K-like lengths)",
          program_doc="dspy.ChainOfThought('question -> answer')",
          metric_name="exact match of the final number", input_keys=("question",), answer_key="answer",
-         make_program=math_program, metric=math_metric, oracle=MathOracle, sizes={"quick": QUICK, "standard": STANDARD}),
+         make_program=math_program, metric=math_metric, oracle=MathOracle, feedback=math_feedback,
+         sizes={"quick": QUICK, "standard": STANDARD}),
     Task(name="classify", summary="support-ticket intent classification, 10 labels",
          program_doc="dspy.ChainOfThought('text -> label: Literal[10 labels]')",
          metric_name="exact match of the label", input_keys=("text",), answer_key="label",
-         make_program=classify_program, metric=classify_metric, oracle=ClassifyOracle, sizes={"quick": QUICK, "standard": STANDARD},
+         make_program=classify_program, metric=classify_metric, oracle=ClassifyOracle, feedback=classify_feedback,
+         sizes={"quick": QUICK, "standard": STANDARD},
          extra_files=("classify/labels.json",)),
     Task(name="multihop", summary="two-hop questions over a shipped 300-document corpus, with a search tool",
          program_doc="MultiHop: 2 x ChainOfThought('question, context -> search_query') + BM25 search (k=3), "
                      "then ChainOfThought('question, context -> answer'); AvatarOptimizer uses an Avatar agent "
                      "with the same search as its tool",
          metric_name="exact match of the normalised answer", input_keys=("question",), answer_key="answer",
-         make_program=multihop_program, metric=multihop_metric, oracle=MultihopOracle, sizes={"quick": QUICK, "standard": STANDARD},
+         make_program=multihop_program, metric=multihop_metric, oracle=MultihopOracle,
+         feedback=multihop_feedback, sizes={"quick": QUICK, "standard": STANDARD},
          extra_files=("multihop/corpus.jsonl",)),
 ]
