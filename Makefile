@@ -14,7 +14,7 @@ REPEAT  ?= 1
 # profile's own, the bench's records the third), so that every claim can get its verdict; a bench of chosen
 # strategies or tasks skips it.
 EXTRAS  ?= $(if $(STRATEGY)$(TASK),0,1)
-export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME PRICE_AS
+export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME KEEP_FAILED PRICE_AS
 
 .PHONY: bench test bench-memory report claims check baseline list clean help
 
