@@ -13,6 +13,8 @@ Modules, one idea each:
   between a quick and a standard report.
 - ``analytic``: fine-tuning memory from first principles. ``memory_data``: ``finetune_memory.json`` and how
   far the analytic model agrees with it. ``training_cost``: GPUs, time, money and storage of weight training.
+- ``beyond.toml`` / ``beyond``: a second claims file beyond the study (GEPA vs GRPO and MIPROv2, MIPROv2's
+  ``_estimate_lm_calls`` and GEPA's budget against measurement) and its checks; judged into ``ClaimsResult.beyond``.
 - ``results``: every claim judged, with the projection tables. ``render``: Markdown and JSON.
 """
 

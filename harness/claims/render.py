@@ -24,9 +24,9 @@ def _runs(v) -> str:
     return shown + (f" +{more} more" if more > 0 else "")
 
 
-def verdict_table(result: ClaimsResult) -> str:
+def verdict_table(result: ClaimsResult, says: str = "the study says") -> str:
     """The table alone: one row per verdict (marked provisional where the report's profile makes it so)."""
-    lines = ["| claim | the study says | verdict | figure behind it | basis | runs |", "|---|---|---|---|---|---|"]
+    lines = [f"| claim | {says} | verdict | figure behind it | basis | runs |", "|---|---|---|---|---|---|"]
     for v in result.verdicts:
         figure = v.figure if v.verdict != "untestable here" else f"reason: {v.reason}"
         mark = MARK[v.verdict] + (" (provisional)" if v.provisional else "")
@@ -67,6 +67,23 @@ def summary_line(result: ClaimsResult) -> str:
             f"contradicted, {c['untestable here']} untestable here")
 
 
+def beyond_block(result: ClaimsResult, heading: str = "## Claims beyond the study") -> list[str]:
+    """The claims of beyond.toml (GEPA against GRPO and MIPROv2, DSPy's own projections): their own table and
+    counts, never part of the study's."""
+    b = result.beyond
+    if b is None:
+        error = getattr(result, "beyond_error", None)
+        return [heading, "", f"The claims beyond the study could not be judged: {error}", ""] if error else []
+    c = b.counts()
+    provisional = " (provisional)" if b.provisional else ""
+    lines = [heading, "", f"Published claims about GEPA and DSPy's own projections, judged by the same engine from the "
+             f"same runs ({b.study.get('source', '')}); not claims of {result.study.get('id', 'the study')}, and not "
+             f"counted in its verdicts.", "",
+             f"{len(b.verdicts)} verdicts{provisional}: {c['holds']} hold, {c['contradicted']} contradicted, "
+             f"{c['untestable here']} untestable here.", "", verdict_table(b, "the source says"), "", "How to read them:", ""]
+    return lines + rules_block(b) + ["", "Each verdict's rule, method and numbers: claims.json (`beyond`).", ""]
+
+
 def rules_block(result: ClaimsResult) -> list[str]:
     return [f"- **{k.replace('_', ' ')}**: {' '.join(v.split())}" for k, v in result.rules.items()]
 
@@ -75,7 +92,8 @@ def to_markdown(result: ClaimsResult, heading: str = "## Claims: verdicts") -> s
     lines = [heading, "", *provisional_block(result), summary_line(result) + ".", "", verdict_table(result), "",
              *differences_block(result, "## Verdicts that depend on the profile"), "How to read the verdicts:", ""]
     lines += rules_block(result)
-    lines += ["", "Rules and methods per verdict are in claims.json (`rule`, `method`, `data`)."]
+    lines += ["", "Rules and methods per verdict are in claims.json (`rule`, `method`, `data`).", ""]
+    lines += beyond_block(result, heading.replace("Claims: verdicts", "Claims beyond the study"))
     return "\n".join(lines) + "\n"
 
 

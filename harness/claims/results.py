@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.claims import analytic, memory_data, profiles, projections, training_cost
+from harness.claims import analytic, beyond as beyond_checks, memory_data, profiles, projections, training_cost
 from harness.claims.checks import CHECKS, literature_agreement, usable_scaling
 from harness.claims.evidence import Evidence, gather
 from harness.claims.spec import ClaimsFile, load_claims
@@ -28,6 +29,8 @@ class ClaimsResult:
     projections: dict[str, Any] = field(default_factory=dict)
     provisional_reason: str | None = None  # set for a report whose profile is not the standard one
     profile_differences: dict[str, Any] | None = None  # {"quick_report", "rows"}: a standard report vs a quick one
+    beyond: "ClaimsResult | None" = None  # the claims beyond the study (beyond.toml): never counted in the study's
+    beyond_error: str | None = None  # why the claims beyond the study could not be judged (the study's still are)
 
     @property
     def provisional(self) -> bool:
@@ -40,7 +43,9 @@ class ClaimsResult:
         return {"kind": "dspy-resource-bench/claims", "version": 1, "study": self.study, "claims_file": self.claims_file,
                 "report": self.report, "counts": self.counts(), "rules": self.rules, "provisional": self.provisional,
                 "provisional_reason": self.provisional_reason, "verdicts": [v.as_dict() for v in self.verdicts],
-                "profile_differences": _clean(self.profile_differences), "projections": _clean(self.projections)}
+                "profile_differences": _clean(self.profile_differences), "projections": _clean(self.projections),
+                **({"beyond": _clean(self.beyond.as_dict())} if self.beyond is not None else {}),
+                **({"beyond_error": self.beyond_error} if self.beyond_error else {})}
 
 
 def _clean(x: Any) -> Any:
@@ -181,7 +186,23 @@ def result_of(ev: Evidence, with_projections: bool = True, against_quick: str | 
                "scaling": scaling.path if scaling else None, "scaling_note": scaling_note}
     result = ClaimsResult(verdicts=verdicts, claims_file=cf.path, study=cf.study, report=summary, rules=cf.rules,
                           projections=projection_tables(ev) if with_projections else {}, provisional_reason=reason)
+    if Path(cf.path).resolve() != beyond_checks.DEFAULT_PATH.resolve():
+        try:
+            result.beyond = beyond_of(ev, reason)
+        except Exception as exc:  # noqa: BLE001 - a broken second file never costs the study's verdicts
+            result.beyond_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     quick = profiles.quick_reference(cf, against_quick) if report.profile == profiles.STANDARD else None
     if quick is not None:
         result.profile_differences = compare_profiles(result, cf, quick)
     return result
+
+
+def beyond_of(ev: Evidence, reason: str | None, path: str | Path | None = None) -> ClaimsResult:
+    """The claims beyond the study (beyond.toml), judged on the same evidence; provisional where the study's are."""
+    bf = load_claims(path or beyond_checks.DEFAULT_PATH)
+    verdicts = judge(dataclasses.replace(ev, claims=bf))
+    profiles.mark(verdicts, reason)
+    summary = {"profile": ev.report.profile, "lm": ev.report.lm, "priced_as": ev.report.priced_as,
+               "runs": len(ev.report.runs), "ok_runs": sum(r.status == "ok" for r in ev.report.runs)}
+    return ClaimsResult(verdicts=verdicts, claims_file=bf.path, study=bf.study, report=summary, rules=bf.rules,
+                        provisional_reason=reason)

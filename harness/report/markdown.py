@@ -46,7 +46,8 @@ def duration(s: float | None) -> str:
 
 
 def claims_section(result, error: str | None) -> list[str]:
-    from harness.claims.render import differences_block, provisional_block, rules_block, summary_line, verdict_table
+    from harness.claims.render import (beyond_block, differences_block, provisional_block, rules_block, summary_line,
+                                       verdict_table)
 
     lines = ["## Claims: verdicts", ""]
     if result is None:
@@ -55,7 +56,7 @@ def claims_section(result, error: str | None) -> list[str]:
     lines += [verdict_table(result), "", summary_line(result) + ". Every verdict's rule, method and numbers: "
               "claims.json.", "", "How to read the verdicts:", ""]
     lines += rules_block(result) + [""]
-    return lines + differences_block(result, "## Verdicts that depend on the profile")
+    return lines + differences_block(result, "## Verdicts that depend on the profile") + beyond_block(result)
 
 
 def context_section(report: Report) -> list[str]:
