@@ -14,7 +14,8 @@ from harness import registry
 from harness.bench import BenchConfig, say
 from harness.errors import Interrupted
 from harness.files import OutLock, atomic_write_text, ensure_writable
-from harness.runner import STOP, scrub, stop_on_signals
+from harness.redact import scrub
+from harness.runner import STOP, stop_on_signals
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "HARNESS_BENCH_CONFIG"
@@ -32,7 +33,8 @@ def config_from_env() -> BenchConfig:
                        strategies=registry.split_names(os.environ.get("STRATEGY"), "strategy"),
                        tasks=registry.split_names(os.environ.get("TASK"), "task"), lm=os.environ.get("LM") or None,
                        api_base=os.environ.get("API_BASE") or None, repeat=registry.parse_repeat(os.environ.get("REPEAT")),
-                       resume=os.environ.get("RESUME", "") not in ("", "0"))
+                       resume=os.environ.get("RESUME", "") not in ("", "0"),
+                       keep_failed=os.environ.get("KEEP_FAILED", "") not in ("", "0"))
 
 
 def check_lm(lm: str | None, price_as: str | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -55,13 +54,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def _positive(name: str):
     """An argparse type: a finite number above 0 (refuses nan, inf, 0 and negatives in one line)."""
+    from harness.runner import LIMIT_UNITS, check_limits
+
     def parse(text: str) -> float:
         try:
             value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number above 0, got {text!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number above 0, got {text!r}")
+            check_limits(**{LIMIT_UNITS[name][0]: value})
+        except (ValueError, HarnessError):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number of {LIMIT_UNITS[name][1]} above 0, "
+                                             f"got {text!r}") from None
         return value
     return parse
 

@@ -84,7 +84,10 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
-def check_limits(timeout_s: float | None, max_rss_mb: float | None) -> None:
+LIMIT_UNITS = {"--timeout": ("timeout_s", "seconds"), "--max-rss": ("max_rss_mb", "MiB")}
+
+
+def check_limits(timeout_s: float | None = None, max_rss_mb: float | None = None) -> None:
     """Refuse a time limit or memory cap that is not a finite number above 0, before anything runs."""
     for name, value, unit in (("--timeout", timeout_s, "seconds"), ("--max-rss", max_rss_mb, "MiB")):
         if value is None:

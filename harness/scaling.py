@@ -138,9 +138,11 @@ def bench_records(out: Path, profile: str, n_train: int, pairs: list[tuple[str, 
             take(load_record(path), f"runs/{path.name}")
         except SchemaError as exc:
             say(f"warning: not a point: {exc}")
-    if not found and (out / "report.json").exists():
+    if wanted - set(found) and (out / "report.json").exists():  # pairs OUT/runs lacks: from the report
+        missing = wanted - set(found)
         for rec in load_report(out / "report.json").runs:
-            take(rec, f"report.json#{rec.run_id}")
+            if (rec.strategy, rec.task) in missing:
+                take(rec, f"report.json#{rec.run_id}")
     return found
 
 

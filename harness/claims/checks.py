@@ -174,9 +174,11 @@ def _projected_prompt_cases(claim: Claim, ev: Evidence, df: pd.DataFrame, measur
         for _, p in scaled.iterrows():
             label = (f"{p['strategy']} on {p['task']} at n_train={p['n_train']:,} with {p['model']}, projected "
                      f"({p['calls_rule']}, {scaling.profile} profile)")
-            wall = p["optimize_wall_s"] if pd.notna(p["optimize_wall_s"]) else 0.0
+            wall = p["optimize_wall_s"]
             if measure == "spend_usd":
                 value = p["spend_usd"]
+            elif pd.isna(wall):
+                continue  # no usable line of the optimizer's own time: never count it as 0 s
             elif real:
                 value = wall  # a real LM's wall time holds its latency
             elif pd.notna(p[col]):

@@ -129,10 +129,10 @@ def _read(folder_or_file: str | Path | None) -> MemoryBench | None:
         return None
     if not isinstance(data, dict) or data.get("kind", KIND) != KIND:
         return None
-    return from_json(data, _shown(path))
+    return from_json(data, shown_path(path))
 
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """A path as reports show it: relative to the repository root when inside it (the committed GPU
     reference), so that a report names the same file on every machine."""
     try:

@@ -72,7 +72,7 @@ def beyond_block(result: ClaimsResult, heading: str = "## Claims beyond the stud
     counts, never part of the study's."""
     b = result.beyond
     if b is None:
-        error = getattr(result, "beyond_error", None)
+        error = result.beyond_error
         return [heading, "", f"The claims beyond the study could not be judged: {error}", ""] if error else []
     c = b.counts()
     provisional = " (provisional)" if b.provisional else ""

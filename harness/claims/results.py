@@ -11,11 +11,11 @@ from typing import Any
 from harness.claims import analytic, beyond as beyond_checks, memory_data, profiles, projections, training_cost
 from harness.claims.checks import CHECKS, literature_agreement, usable_scaling
 from harness.claims.evidence import Evidence, gather
+from harness.claims.memory_data import shown_path
 from harness.claims.spec import ClaimsFile, load_claims
 from harness.claims.verdict import VERDICTS, Verdict
 from harness.errors import HarnessError
 from harness.load import load_report
-from harness.machine import ROOT
 from harness.record import Report
 
 
@@ -151,26 +151,19 @@ def _n_train(report: Report) -> list[int]:
     return sorted({int(r.n_train) for r in report.runs if r.status == "ok" and r.n_train is not None})
 
 
-def _shown(path: Path) -> str:
-    """A path as the report shows it: relative to the repository root when it lies inside it."""
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
-
 def compare_profiles(std: "ClaimsResult", cf: ClaimsFile, quick_path: Path) -> dict[str, Any]:
     """The verdicts of `std` (a standard report) that the quick report at `quick_path` judges differently."""
     quick_report = load_report(quick_path)
     if quick_report.profile == profiles.STANDARD:
         raise HarnessError(f"--against-quick {quick_path}: that report is of the standard profile, not a quick one")
-    quick = result_of(gather(quick_report, cf, quick_path.parent), with_projections=False)
+    quick = result_of(gather(quick_report, cf, quick_path.parent), with_projections=False, with_beyond=False)
     rows = profiles.differences(std, quick)
-    return {"quick_report": _shown(quick_path), "quick_profile": quick_report.profile, "verdicts": len(std.verdicts),
+    return {"quick_report": shown_path(quick_path), "quick_profile": quick_report.profile, "verdicts": len(std.verdicts),
             "differ": len(rows), "rows": rows}
 
 
-def result_of(ev: Evidence, with_projections: bool = True, against_quick: str | Path | None = None) -> ClaimsResult:
+def result_of(ev: Evidence, with_projections: bool = True, against_quick: str | Path | None = None,
+              with_beyond: bool = True) -> ClaimsResult:
     """The verdicts and projection tables from gathered evidence; a report not of the standard profile has its
     verdicts marked provisional, and a standard one is compared with a quick report when one is at hand."""
     report, cf = ev.report, ev.claims
@@ -186,7 +179,7 @@ def result_of(ev: Evidence, with_projections: bool = True, against_quick: str | 
                "scaling": scaling.path if scaling else None, "scaling_note": scaling_note}
     result = ClaimsResult(verdicts=verdicts, claims_file=cf.path, study=cf.study, report=summary, rules=cf.rules,
                           projections=projection_tables(ev) if with_projections else {}, provisional_reason=reason)
-    if Path(cf.path).resolve() != beyond_checks.DEFAULT_PATH.resolve():
+    if with_beyond and Path(cf.path).resolve() != beyond_checks.DEFAULT_PATH.resolve():
         try:
             result.beyond = beyond_of(ev, reason)
         except Exception as exc:  # noqa: BLE001 - a broken second file never costs the study's verdicts

@@ -111,6 +111,6 @@ def make_offline_lm(oracle=None, price_as: str = "openai/gpt-4o-mini", counter: 
     counter.price = price_of(price_as)
     engine = OfflineEngine(Brain(oracle), TokenCounter(price_as), counter)
     lm = dspy.LM(OFFLINE_MODEL, engine=engine, cache=False, **kwargs)
-    callbacks = [c for c in dspy.settings.callbacks if type(c).__name__ != "RolloutTag"]
+    callbacks = [c for c in dspy.settings.callbacks if not isinstance(c, failure_counting_callback())]
     dspy.configure(callbacks=[*callbacks, _rollout_callback()])
     return lm

@@ -274,7 +274,7 @@ def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
             if exception is None and outputs is not None:
                 counter.add(calls=len(outputs) if isinstance(outputs, list) else 1)
 
-    callbacks = [c for c in dspy.settings.callbacks if type(c).__name__ != "CompletionCounter"]
+    callbacks = [c for c in dspy.settings.callbacks if not isinstance(c, failure_counting_callback())]
     dspy.configure(usage_tracker=ServedUsageTracker(), callbacks=[*callbacks, CompletionCounter()])
 
 

@@ -39,7 +39,7 @@ def lm_notes(lm: str | None, price_as: str | None) -> list[str]:
 
 def build_report(runs: list[RunRecord], expected: list[str], *, profile: str, lm: str | None,
                  priced_as: str | None, machine, software, git, calibration=None,
-                 bench_wall_s: float | None = None, notes: list[str] | None = None) -> Report:
+                 bench_wall_s: float | None = None, notes: list[str] | None = None, created_at=None) -> Report:
     """The one place a Report is put together (a bench's end, and `report` from records alone): the runs in
     the order asked, the asked-for runs without a record named, and the notes that say what the figures are."""
     by_id = {r.run_id: r for r in runs}
@@ -48,7 +48,7 @@ def build_report(runs: list[RunRecord], expected: list[str], *, profile: str, lm
     notes = [n for n in (notes if notes is not None else lm_notes(lm, priced_as)) if not n.startswith("INCOMPLETE:")]
     if missing:
         notes.insert(0, f"INCOMPLETE: {len(missing)} of {len(expected)} runs have no record: " + ", ".join(missing))
-    return Report(created_at=utcnow(), profile=profile, lm=lm or "offline/simulated", priced_as=priced_as,
+    return Report(created_at=created_at or utcnow(), profile=profile, lm=lm or "offline/simulated", priced_as=priced_as,
                   machine=machine, software=software, git=git, calibration=calibration, bench_wall_s=bench_wall_s,
                   expected_runs=list(expected), missing_runs=missing, complete=not missing,
                   runs=[by_id[i] for i in ids if i in by_id], notes=notes)
@@ -106,10 +106,8 @@ def _records(out: Path) -> list[RunRecord]:
 
 def _from_records(records: list[RunRecord]) -> Report:
     first = records[0]
-    lm = None if all(r.lm_kind == "offline" for r in records) else first.lm
-    return build_report(records, [r.run_id for r in records], profile=first.profile, lm=lm or first.lm,
-                        priced_as=first.priced_as, machine=first.machine, software=first.software, git=first.git,
-                        notes=lm_notes(lm, first.priced_as))
+    return build_report(records, [r.run_id for r in records], profile=first.profile, lm=first.lm,
+                        priced_as=first.priced_as, machine=first.machine, software=first.software, git=first.git)
 
 
 def rebuild(out: Path) -> Report:
@@ -124,7 +122,7 @@ def rebuild(out: Path) -> Report:
             report = build_report(list(by_id.values()), report.expected_runs or list(by_id), profile=report.profile,
                                   lm=report.lm, priced_as=report.priced_as, machine=report.machine,
                                   software=report.software, git=report.git, calibration=report.calibration,
-                                  bench_wall_s=report.bench_wall_s, notes=report.notes)
+                                  bench_wall_s=report.bench_wall_s, notes=report.notes, created_at=report.created_at)
     elif records:
         report = _from_records(records)
     else:

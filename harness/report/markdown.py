@@ -86,7 +86,7 @@ def failed_calls(report: Report) -> dict[tuple[str, str], str]:
         if r.lm_failures is not None:
             total = out.setdefault(r.key, [0, 0])
             total[0] += r.lm_failures.failed_calls
-            total[1] += r.lm_failures.failed_calls + (r.lm_calls or 0)
+            total[1] += r.lm_failures.unserved_calls + (r.lm_calls or 0)  # attempted: served + never served
     return {k: (f"{f:,} of {n:,}" if f else "0") for k, (f, n) in out.items()}
 
 

@@ -43,7 +43,7 @@ def row(rec: RunRecord) -> dict:
     f = rec.lm_failures  # None: a record older than schema 3 (not counted)
     out["lm_failed_calls"] = f.failed_calls if f else None
     out["lm_retries"] = f.retries if f else None
-    out["lm_errored_examples"] = sum(f.errored_examples.values()) if f else None
+    out["lm_errored_examples"] = f.errored if f else None
     out["lm_calls_without_usage"] = rec.lm_calls_without_usage
     out["lm_failure_summary"] = rec.lm_failure_summary
     for name in PHASES:

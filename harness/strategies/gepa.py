@@ -150,5 +150,5 @@ def gepa(ctx: RunContext, program):
 
 STRATEGIES = [
     Strategy("GEPA", "prompt", "reflective prompt evolution: an LM reads feedback on traces and rewrites the "
-             "instructions (auto='light'; not in the study)", gepa, needs=("gepa",)),
+             "instructions (quick: 160 metric calls, standard: auto='light'; not in the study)", gepa, needs=("gepa",)),
 ]
