@@ -6,15 +6,16 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-PROFILE ?= standard
+# A local model (LM=local/smollm2-135m) runs the profile sized for it unless PROFILE says otherwise.
+PROFILE ?= $(if $(filter local/%,$(LM)),local,standard)
 OUT     ?= results/latest
 REPEAT  ?= 1
 # The whole-suite bench also measures fine-tuning memory against model size and how calls and tokens grow
 # with the train set (every prompt strategy on every task at the profile's budgets, at two train sizes below the
 # profile's own, the bench's records the third), so that every claim can get its verdict; a bench of chosen
 # strategies or tasks skips it.
-EXTRAS  ?= $(if $(STRATEGY)$(TASK),0,1)
-export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME KEEP_FAILED PRICE_AS
+EXTRAS  ?= $(if $(STRATEGY)$(TASK)$(LM),0,1)
+export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME KEEP_FAILED PRICE_AS LM_SERVER
 
 .PHONY: bench test bench-memory report claims check baseline list clean help
 
@@ -22,6 +23,8 @@ help:
 	@echo "make bench         run every strategy on every task (PROFILE=quick|standard, STRATEGY=a,b TASK=x OUT=dir"
 	@echo "                   REPEAT=N RESUME=1 LM=provider/model API_BASE=url) and write OUT/report.json, .md, .csv, plots"
 	@echo "                   then (whole suite only) the memory bench and the scaling runs, and the report again"
+	@echo "                   LM=local/smollm2-135m (or local/gemma3-270m): a real model, installed on first use and"
+	@echo "                   served on 127.0.0.1 by the harness; PROFILE=local by default (classify, small budgets)"
 	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from harness import machine, registry
 from harness.errors import HarnessError, Interrupted
 from harness.files import OutLock, atomic_write_json, atomic_write_text
+from harness.lm.backend import backend_of, serve
 from harness.load import SchemaError, first_error, load_record, read_json
 from harness.record import Calibration, Report, RunRecord, utcnow
 from harness.report import build_report, write_outputs
@@ -38,6 +39,7 @@ class BenchConfig:
     lm: str | None = None
     api_base: str | None = None
     price_as: str | None = None
+    lm_server: str | None = None  # a local model's OpenAI-compatible server command instead of llama.cpp's ({port})
     repeat: int = 1
     resume: bool = False
     keep_failed: bool = False  # with resume: keep records that are not ok instead of running them again
@@ -50,7 +52,8 @@ class BenchConfig:
         """What identifies a bench for RESUME: the same question must be asked again."""
         return {"profile": self.profile, "lm": self.lm,
                 "api_base": redact_url(self.api_base) if self.api_base else None,  # never a credential in bench.json
-                "price_as": self.price_as, "options": self.options}
+                "price_as": self.price_as, "options": self.options,
+                **({"lm_server": self.lm_server} if self.lm_server else {})}
 
 
 def say(msg: str) -> None:
@@ -67,6 +70,9 @@ class Bench:
         self.calibration: Calibration | None = None
         self.done = 0
         self._aside: Path | None = None
+        self.backend = backend_of(cfg.lm, cfg.api_base)
+        self.served = None  # the LM server this bench started (offline-http, local), while it runs
+        self._serving = contextlib.ExitStack()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -74,13 +80,18 @@ class Bench:
         self.lock.__enter__()
         try:
             self._prepare()
+            self.served = self._serving.enter_context(serve(self.backend, self.out, self.cfg.price_as,
+                                                            self.cfg.lm_server, say))
         except BaseException:
+            self._serving.close()
             self.lock.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
         try:
+            self._serving.close()  # the LM server stops first, whatever happened
+            self.served = None
             self.write_report()
         finally:
             self.lock.__exit__(*exc)
@@ -198,7 +209,8 @@ class Bench:
         n = len(self.expected)
         self.done += 1
         say(f"[{self.done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...")
-        rec = run_one(self.spec(strategy, task, repeat), self.out, progress=lambda m: say(f"    {m}"))
+        rec = run_one(self.spec(strategy, task, repeat), self.out, progress=lambda m: say(f"    {m}"),
+                      served=self.served)
         say(f"[{self.done}/{n}] {strategy} on {task}: {summary_line(rec)}")
         return rec
 
@@ -207,8 +219,8 @@ class Bench:
     def report(self) -> Report:
         records = self.recorded()
         return build_report([records[i] for i in self.expected if i in records], self.expected,
-                            profile=self.cfg.profile, lm=self.cfg.lm, priced_as=self.cfg.price_as or (
-                                "openai/gpt-4o-mini" if self.cfg.lm is None else None),
+                            profile=self.cfg.profile, lm=self.backend.name,
+                            priced_as=self.cfg.price_as or self.backend.default_price(),
                             machine=machine.describe_machine(), software=machine.describe_software(),
                             git=machine.describe_git(), calibration=self.calibration,
                             bench_wall_s=round(time.perf_counter() - self.t0, 2))

@@ -32,18 +32,18 @@ def config_from_env() -> BenchConfig:
                        profile=os.environ.get("PROFILE") or "standard",
                        strategies=registry.split_names(os.environ.get("STRATEGY"), "strategy"),
                        tasks=registry.split_names(os.environ.get("TASK"), "task"), lm=os.environ.get("LM") or None,
-                       api_base=os.environ.get("API_BASE") or None, repeat=registry.parse_repeat(os.environ.get("REPEAT")),
+                       api_base=os.environ.get("API_BASE") or None, lm_server=os.environ.get("LM_SERVER") or None,
+                       repeat=registry.parse_repeat(os.environ.get("REPEAT")),
                        resume=os.environ.get("RESUME", "") not in ("", "0"),
                        keep_failed=os.environ.get("KEEP_FAILED", "") not in ("", "0"))
 
 
-def check_lm(lm: str | None, price_as: str | None) -> None:
-    """Refuse an unroutable LM or an unpriced --price-as in one line, before any run starts."""
-    if lm is not None:
-        from harness.lm.real import check_model_string
+def check_lm(lm: str | None, price_as: str | None, api_base: str | None = None) -> None:
+    """Refuse an unknown LM or backend, or an unpriced --price-as, in one line, before any run starts."""
+    from harness.lm.backend import backend_of
 
-        check_model_string(lm, price_as)
-    elif price_as:
+    backend_of(lm, api_base)
+    if price_as:
         from harness.lm.pricing import price_of
 
         price_of(price_as)
@@ -53,7 +53,7 @@ def run_pytest(cfg: BenchConfig) -> int:
     import pytest
 
     registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)  # bad names fail here, in one line
-    check_lm(cfg.lm, cfg.price_as)
+    check_lm(cfg.lm, cfg.price_as, cfg.api_base)
     out = ensure_writable(cfg.out.resolve())
     with OutLock(out):  # refused here, in one line, if another bench holds OUT
         return _run_locked(cfg, out, pytest)

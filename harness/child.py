@@ -39,6 +39,7 @@ class Child:
         self.result: dict[str, Any] = {"phases": self.phases}
         self.t0 = time.perf_counter()
         self._stop = threading.Event()
+        self.in_process = self.spec.get("lm_kind", "offline") == "offline"  # the offline LM in this process
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -92,7 +93,7 @@ class Child:
             "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 4),
             "rss_end_mb": round(rss, 2), "hwm_mb": round(hwm, 2),
             "usage": since(before).model_dump(), "n_examples": n_examples,
-            "lm_engine_s": round(engine, 5) if self.spec.get("offline", True) else None,
+            "lm_engine_s": round(engine, 5) if self.in_process else None,
             "lm_failures": failures.model_dump(),
         })
         return out
@@ -118,7 +119,7 @@ class Child:
         spec = self.spec
         w0 = time.perf_counter()
         c0 = resource.getrusage(resource.RUSAGE_SELF)
-        if spec.get("offline", True):
+        if spec.get("keyless", True):  # offline, offline-http, local: nothing but loopback
             from harness.netguard import install
 
             install()
@@ -135,17 +136,21 @@ class Child:
         dspy.configure(lm=lm)
         workdir = Path(spec["work_dir"])
         options = spec.get("options", {})
-        ctx = RunContext(task=task, profile=spec["profile"], lm=lm, workdir=workdir, options=options,
-                         trainset=task.examples("train", spec["profile"], options.get("n_train")),
-                         devset=task.examples("dev", spec["profile"], options.get("n_dev")),
+        profile = registry.get_profile(spec["profile"])
+        budgets, sizes = profile.budget_profile, profile.sizes or {}  # e.g. "local": quick budgets, its own sizes
+        ctx = RunContext(task=task, profile=budgets, lm=lm, workdir=workdir, options=options,
+                         trainset=task.examples("train", budgets, options.get("n_train") or sizes.get("train")),
+                         devset=task.examples("dev", budgets, options.get("n_dev") or sizes.get("dev")),
                          seed=spec.get("seed", 0))
-        testset = task.examples("test", spec["profile"])
+        testset = task.examples("test", budgets, options.get("n_test") or sizes.get("test"))
         self.result.update(n_train=len(ctx.trainset), n_dev=len(ctx.devset), n_test=len(testset),
                            metric=task.metric_name, lm_usage_start=COUNTER.usage().model_dump())
         program = task.make_program()
         if strategy.prepare is not None:
             program = strategy.prepare(ctx, program)
         self.ctx = ctx
+        if spec.get("lm_workaround"):
+            ctx.workaround(spec["lm_workaround"])
         rss, hwm = rss_hwm_mb()
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         self.phases.append({"name": "setup", "wall_s": round(time.perf_counter() - w0, 4),
@@ -177,7 +182,7 @@ class Child:
         self.result["usage"] = COUNTER.usage().model_dump()
         self.result["lm_failures"] = self._failures()
         self.result["priced_as"] = COUNTER.price.model if COUNTER.price else None
-        self.result["lm_engine_s"] = round(totals.engine_s, 4) if self.spec.get("offline", True) else None
+        self.result["lm_engine_s"] = round(totals.engine_s, 4) if self.in_process else None
         self.result["counters"] = self_counters()
         alloc, reserved = torch_cuda_peaks()
         self.result["torch_peak_allocated_mb"], self.result["torch_peak_reserved_mb"] = alloc, reserved
@@ -216,20 +221,22 @@ class _CountingMetric:
 
 
 def build_lm(spec: dict[str, Any], task):
-    """The run's LM: the offline LM (default) or the real model the user named."""
-    if spec.get("offline", True):
+    """The run's LM, as its backend (harness.lm.backend) says: the offline LM in this process, or a served one
+    (the offline LM over HTTP, a local model the harness serves, a hosted model) through DSPy's own client."""
+    from harness.lm.backend import backend_of
+
+    backend = backend_of(spec.get("lm"), spec.get("api_base"))
+    price_as = spec.get("price_as") or backend.default_price()
+    if backend.in_process:
         from harness.lm.offline import make_offline_lm
 
-        return make_offline_lm(task.oracle() if task.oracle else None,
-                               price_as=spec.get("price_as") or DEFAULT_PRICE_MODEL)
+        return make_offline_lm(task.oracle() if task.oracle else None, price_as=price_as)
     from harness.lm.real import make_real_lm
 
     retries = (spec.get("options") or {}).get("lm_retries")  # DSPy's num_retries (default 3), where asked
-    kwargs = {} if retries is None else {"num_retries": retries}
-    return make_real_lm(spec["lm"], api_base=spec.get("api_base"), price_as=spec.get("price_as"), **kwargs)
-
-
-DEFAULT_PRICE_MODEL = "openai/gpt-4o-mini"
+    kwargs = backend.client_kwargs() | ({} if retries is None else {"num_retries": retries})
+    return make_real_lm(backend.model_for(task.name), api_base=spec.get("served_at") or backend.api_base,
+                        price_as=price_as, **kwargs)
 
 
 def _jsonable(value: Any) -> Any:

@@ -30,9 +30,16 @@ OPENAI_API_KEY) or a local OpenAI-compatible server with --lm openai/<model> --a
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LM and limits")
     g.add_argument("--lm", default=os.environ.get("LM") or None,
-                   help="a real LM as dspy.LM takes it (provider/model); default: the embedded offline LM")
+                   help="the LM: a hosted one as dspy.LM takes it (provider/model); local/smollm2-135m or "
+                        "local/gemma3-270m, a real model the harness installs on first use, serves on 127.0.0.1 and "
+                        "stops; offline-http, the offline LM served over loopback HTTP; default: the embedded "
+                        "offline LM, in-process")
     g.add_argument("--api-base", default=os.environ.get("API_BASE") or None,
                    help="base URL of an OpenAI-compatible server for --lm")
+    g.add_argument("--lm-server", default=os.environ.get("LM_SERVER") or None, metavar="COMMAND",
+                   help="--lm local/<name>: start this OpenAI-compatible server command instead of llama.cpp's "
+                        "(quoted, with {port} where the port goes); the harness still health-checks, measures and "
+                        "stops it")
     g.add_argument("--price-as", default=os.environ.get("PRICE_AS") or None,
                    help="model whose price (DSPy's bundled table) and tokenizer price the tokens (default: "
                         "openai/gpt-4o-mini for the offline LM, the model itself for --lm)")
@@ -193,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.bench import summary_line
     from harness.bench_pytest import check_lm
     from harness.files import OutLock, ensure_writable
+    from harness.lm.backend import serve
     from harness.runner import RunSpec, run_one, stop_on_signals
 
     registry.get_profile(args.profile)
@@ -200,12 +208,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry.get_task(args.task)
     if not strategy.runs_on(args.task):
         raise HarnessError(f"{args.strategy} runs only on tasks {', '.join(strategy.tasks or [])}")
-    check_lm(args.lm, args.price_as)
+    check_lm(args.lm, args.price_as, args.api_base)
     out = ensure_writable(Path(args.out))
     spec = RunSpec(strategy=args.strategy, task=args.task, profile=args.profile, lm=args.lm, api_base=args.api_base,
                    price_as=args.price_as, timeout_s=args.timeout, max_rss_mb=args.max_rss, options=_options(args))
-    with OutLock(out), stop_on_signals():  # one writer per OUT, as a bench; SIGTERM ends the run cleanly
-        rec = run_one(spec, out, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+
+    def say(m: str) -> None:
+        print(f"  {m}", file=sys.stderr, flush=True)
+
+    with OutLock(out), stop_on_signals(), serve(spec.backend, out, args.price_as, args.lm_server, say) as served:
+        rec = run_one(spec, out, progress=say, served=served)
     print(f"{rec.run_id}: {summary_line(rec)}")
     print(f"record: {out / 'runs' / (rec.run_id + '.json')}")
     return 0 if rec.status == "ok" else 1
@@ -219,6 +231,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     repeat = args.repeat if args.repeat is not None else parse_repeat(os.environ.get("REPEAT"))
     cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy, "strategy"),
                       tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
+                      lm_server=args.lm_server,
                       repeat=repeat, resume=args.resume, keep_failed=args.keep_failed, timeout_s=args.timeout, max_rss_mb=args.max_rss,
                       options=_options(args))
     return run_pytest(cfg)

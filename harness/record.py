@@ -151,6 +151,11 @@ class LMFailures(_Model):
     first_error: str | None = Field(
         None, description="The first failed call, one line: kind, server (credentials redacted) and DSPy's message."
     )
+    adapter_fallbacks: Count = Field(
+        0, description="Served answers ChatAdapter could not parse, after which DSPy asked the LM again through its "
+        "JSONAdapter fallback (one more call, in lm_calls): not failures (the fallback's answer is used or, if it "
+        "cannot be parsed either, counted as a parse failure), but a cost a weak model adds. 0 for the offline LM."
+    )
 
     @property
     def unserved_calls(self) -> int:
@@ -160,6 +165,48 @@ class LMFailures(_Model):
     @property
     def errored(self) -> int:
         return sum(self.errored_examples.values())
+
+
+class ServerFigures(_Model):
+    """An LM server the harness started itself (a local model, or the offline LM over loopback HTTP), measured
+    during one run: its own memory apart from the optimizer's, what it was asked and what it answered.
+
+    Requests pass through the harness's recording proxy on 127.0.0.1 (harness.lm.serving), which reads the
+    server's own `usage` of every answer; RSS is the server's process tree, sampled by the bench process."""
+
+    server: str = Field(description='What served: "llama.cpp" (llama-cpp-python), "offline-http" or "command".')
+    model: str = Field(description="The model it served, as the harness names it (e.g. local/smollm2-135m).")
+    model_file: str | None = Field(None, description="File name of the weights it loaded (GGUF), if any.")
+    version: str | None = Field(None, description="Version of the server package, if known.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="How it was started: threads, context...")
+    startup_s: NonNeg | None = Field(None, description="Seconds from starting the server to its first healthy "
+                                     "answer (model load); measured once per bench.")
+    requests: Count = Field(0, description="HTTP requests the server answered in the run (200 or not).")
+    calls: Count = Field(0, description="Chat completion requests DSPy sent in the run (before any split).")
+    choices: Count = Field(0, description="Completions (choices) the server returned in the run.")
+    prompt_tokens: Count | None = Field(None, description="Sum of the server's own usage.prompt_tokens; None if "
+                                        "any answer lacked usage.")
+    completion_tokens: Count | None = Field(None, description="Sum of the server's usage.completion_tokens; None "
+                                            "under the same rule.")
+    errors: Count = Field(0, description="Requests the server answered with an HTTP error or not at all.")
+    n_shortfalls: Count = Field(0, description="Requests asking n > 1 completions that the server answered with "
+                                "fewer; the proxy asked again for the rest (one request each), so DSPy got n.")
+    token_limit_added: Count = Field(0, description="Requests that carried only max_completion_tokens, which the "
+                                     "proxy copied to max_tokens (llama.cpp ignores the former).")
+    call_s_mean: NonNeg | None = Field(None, description="Mean seconds per request at the proxy (server time).")
+    call_s_p50: NonNeg | None = Field(None, description="Median seconds per request.")
+    call_s_p95: NonNeg | None = Field(None, description="95th percentile seconds per request.")
+    busy_s: NonNeg | None = Field(None, description="Seconds the server spent answering requests in the run.")
+    prompt_tokens_per_s: NonNeg | None = Field(None, description="Prompt evaluation speed from the server's own "
+                                               "timing log (llama.cpp: prompt eval time); None without one.")
+    generation_tokens_per_s: NonNeg | None = Field(None, description="Generation speed from the server's own timing "
+                                                   "log (llama.cpp: eval time); None without one.")
+    peak_rss_mb: NonNeg | None = Field(None, description="Highest RSS of the server's process tree sampled during "
+                                       "the run (every 0.5 s), MiB: the LM's memory, apart from the run's.")
+    rss_start_mb: NonNeg | None = Field(None, description="RSS of the server's tree when the run started, MiB.")
+    hwm_mb: NonNeg | None = Field(None, description="The server process's VmHWM at the run's end (its lifetime "
+                                  "high-water mark), MiB.")
+    method: str = Field("", description="How the figures were measured.")
 
 
 class Phase(_Model):
@@ -312,7 +359,10 @@ class RunRecord(_Model):
     disk_written_mb: NonNeg = Field(description="Bytes the tree caused to be written to storage, MiB.")
 
     lm: str = Field(description='The LM the run used, e.g. "offline/simulated" or "openai/gpt-4o-mini".')
-    lm_kind: Literal["offline", "real", "none"] = Field(description="offline: the embedded simulated LM.")
+    lm_kind: Literal["offline", "offline-http", "local", "real", "none"] = Field(
+        description="offline: the embedded simulated LM, in the run's process; offline-http: the same LM served over "
+        "loopback HTTP; local: a real model on a server the harness started itself; real: a hosted LM, or a server "
+        "the user runs (--api-base).")
     priced_as: str | None = Field(None, description="Model whose price table priced the tokens.")
     lm_calls: Count | None = Field(None, description="LM completions served in the whole run.")
     input_tokens: Count | None = Field(None, description="Prompt tokens of the whole run.")
@@ -334,6 +384,10 @@ class RunRecord(_Model):
         None, description='One line for status lines and reports when any LM call failed or any example errored, '
         'e.g. "12 of 60 LM calls failed (http 500 x12), 4 examples errored"; None when nothing failed.'
     )
+
+    lm_server: ServerFigures | None = Field(
+        None, description="The LM server the harness started (lm_kind local or offline-http), measured during the "
+        "run; None for the in-process offline LM and for servers the harness did not start.")
 
     score_before: Percent | None = Field(None, description="Metric of the unoptimized program on the test split, %.")
     score_after: Percent | None = Field(None, description="Metric of the compiled program on the test split, %.")
@@ -432,7 +486,7 @@ def utcnow() -> datetime:
 def schema_markdown() -> str:
     """The record documented field by field (used by `python -m harness schema` and the docs)."""
     lines = [f"# Run record, schema_version {SCHEMA_VERSION}", ""]
-    for model in (RunRecord, Measurement, Phase, LMUsage, LMFailures, GPUFigures, TrainingInfo, BudgetFigures, Sample,
+    for model in (RunRecord, Measurement, Phase, LMUsage, LMFailures, ServerFigures, GPUFigures, TrainingInfo, BudgetFigures, Sample,
                   MachineInfo, GPUInfo, SoftwareInfo, GitInfo, Report, Calibration):
         lines += [f"## {model.__name__}", "", (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "",
                   "", "| field | type | meaning |", "|---|---|---|"]

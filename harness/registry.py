@@ -24,6 +24,14 @@ class Profile:
     timeout_s: float  # default time limit of one run
     eval_threads: int  # threads of dspy.Evaluate with the offline LM (a real LM uses `real_lm_threads`)
     real_lm_threads: int = 8
+    budgets: str | None = None  # the profile whose optimizer budgets it uses (None: its own: quick or standard)
+    sizes: dict[str, int] | None = None  # examples per split (None: each task's sizes for `budgets`)
+    tasks: tuple[str, ...] | None = None  # the tasks a bench runs by default (None: every task)
+    kinds: tuple[str, ...] | None = None  # the strategy kinds a bench runs by default (None: every kind)
+
+    @property
+    def budget_profile(self) -> str:
+        return self.budgets or self.name
 
 
 PROFILES: dict[str, Profile] = {
@@ -33,6 +41,10 @@ PROFILES: dict[str, Profile] = {
                 timeout_s=240, eval_threads=1),
         Profile("standard", "each strategy's library defaults (MIPROv2 auto='light'), 200 train / 100 dev / "
                 "100 test examples", timeout_s=3600, eval_threads=1),
+        Profile("local", "sized for a real local model on 2 CPU cores (LM=local/...): every prompt strategy on "
+                "classify, 6 train / 6 dev / 5 test examples, smaller budgets than quick (harness.strategies: *_LOCAL)", timeout_s=1800,
+                eval_threads=1, real_lm_threads=1, budgets="local", sizes={"train": 6, "dev": 6, "test": 5},
+                tasks=("classify",), kinds=("prompt",)),
     ]
 }
 
@@ -137,12 +149,14 @@ def parse_repeat(text: str | None, source: str = "REPEAT") -> int:
 def plan(profile: str, strategy_names: list[str] | None = None, task_names: list[str] | None = None,
          repeat: int = 1, include_hidden: bool = False) -> list[tuple[str, str, int]]:
     """The (strategy, task, repeat) runs a bench does: every named strategy on every named task it runs on."""
-    get_profile(profile)
+    prof = get_profile(profile)
     if repeat < 1:
         raise HarnessError(f"REPEAT must be 1 or more, got {repeat}")
     all_s, all_t = strategies(), tasks()
-    s_names = strategy_names or [n for n in all_s if include_hidden or not n.startswith("_")]
-    t_names = task_names or [n for n in all_t if include_hidden or not n.startswith("_")]
+    s_names = strategy_names or [n for n, s in all_s.items() if (include_hidden or not n.startswith("_"))
+                                 and (prof.kinds is None or s.kind in prof.kinds)]
+    t_names = task_names or [n for n in all_t if (include_hidden or not n.startswith("_"))
+                             and (prof.tasks is None or n in prof.tasks)]
     for n in s_names:
         get_strategy(n)
     for n in t_names:

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from harness import machine
 from harness.errors import HarnessError, Interrupted
 from harness.files import atomic_write_text, ensure_writable
+from harness.lm.backend import LOCAL, Backend, backend_of
 from harness.lm.usage import describe_failures, every_call_failed
 from harness.load import first_error
 from harness.measure import MB, TreeFigures, TreeSampler, downsample
@@ -62,10 +63,16 @@ class RunSpec:
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     score: bool = True
+    served_at: str | None = None  # the proxy of a server the harness started (offline-http, local)
+
+    @property
+    def backend(self) -> Backend:
+        return backend_of(self.lm, self.api_base)
 
     @property
     def offline(self) -> bool:
-        return self.lm is None
+        """No key and no network beyond loopback (offline, offline-http, local)."""
+        return self.backend.keyless
 
     @property
     def run_id(self) -> str:
@@ -191,9 +198,18 @@ def _wait(proc, spec: RunSpec, timeout: float, t0: float, run_dir: Path,
                      + (f", {failed:,} failed" if failed else ""))
 
 
+def eval_threads(backend: Backend, profile) -> int:
+    """Threads of dspy.Evaluate: the offline LM's (both transports alike, so they compare), one for a local
+    server (it has one slot: more threads only queue), the profile's real-LM concurrency for a hosted LM."""
+    if backend.simulated:
+        return profile.eval_threads
+    return 1 if backend.kind == LOCAL else profile.real_lm_threads
+
+
 def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = None,
-            beat_every_s: float = 5.0) -> RunRecord:
-    """Run `spec` in a child process tree; write OUT/runs/<run_id>.json and OUT/logs/<run_id>.log."""
+            beat_every_s: float = 5.0, served=None) -> RunRecord:
+    """Run `spec` in a child process tree; write OUT/runs/<run_id>.json and OUT/logs/<run_id>.log. `served`: the
+    server the harness started for the LM (harness.lm.backend.serve), measured during the run."""
     strategy, task, profile = get_strategy(spec.strategy), get_task(spec.task), get_profile(spec.profile)
     if not strategy.runs_on(task.name):
         raise ValueError(f"{strategy.name} does not run on task {task.name}")
@@ -213,8 +229,13 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     # count as the run's disk writes; the strategy's own files go to a work folder on real disk.
     run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{os.getpid()}-{spec.run_id}-", dir=CONTROL_DIR))
     work_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}-", dir=ensure_writable(out / ".work")))
-    child_spec = {**asdict(spec), "offline": spec.offline, "work_dir": str(work_dir),
-                  "eval_threads": profile.eval_threads if spec.offline else profile.real_lm_threads}
+    backend = spec.backend
+    if backend.started_by_harness and served is None:
+        raise HarnessError(f"--lm {backend.name} needs its server: run it through a bench or `harness run`, which "
+                           "start one")
+    child_spec = {**asdict(spec), "lm_kind": backend.kind, "keyless": backend.keyless, "work_dir": str(work_dir),
+                  "served_at": served.api_base if served is not None else None, "lm_workaround": backend.workaround(),
+                  "eval_threads": eval_threads(backend, profile)}
     (run_dir / "spec.json").write_text(json.dumps(child_spec))
     log_path = run_dir / "child.log"
     started = utcnow()
@@ -232,18 +253,22 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
             _kill_tree(proc.pid, signal.SIGKILL)
 
         sampler = TreeSampler(proc.pid, max_rss_mb=spec.max_rss_mb, on_cap=on_cap).start()
+        window = served.window() if served is not None else None
         try:
             timed_out = _wait(proc, spec, timeout, t0, run_dir, progress, beat_every_s)
         except BaseException:  # Ctrl-C or any failure here: leave no process behind, keep nothing half-done
             _kill_tree(proc.pid, signal.SIGKILL)
             proc.wait()
             sampler.stop()
+            if window is not None:
+                window.close()
             shutil.rmtree(run_dir, ignore_errors=True)
             shutil.rmtree(work_dir, ignore_errors=True)
             raise
         wall = time.perf_counter() - t0
         _kill_tree(proc.pid, signal.SIGKILL)  # leave no descendant behind
         fig = sampler.stop()
+        server_figures = window.close() if window is not None else None
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     result = _read_json(run_dir / "result.json")
@@ -266,7 +291,8 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     status, error = _lm_verdict(status, error, result if result is not None else beat)
 
     try:
-        record = _record(spec, timeout, status, error, started, wall, before, after, fig, result, beat, proc.pid)
+        record = _record(spec, timeout, status, error, started, wall, before, after, fig, result, beat, proc.pid,
+                         server_figures)
     except ValidationError as exc:  # a NaN, an Infinity or a negative from the run: keep a record that says so
         error = f"the run reported a figure that is not a finite, non-negative number: {first_error(exc)}"
         record = _record(spec, timeout, "failed", error, started, wall, before, after, fig, None, {}, proc.pid)
@@ -296,7 +322,7 @@ def _lm_verdict(status: str, error: str | None, result: dict) -> tuple[str, str 
 
 
 def _record(spec: RunSpec, timeout: float, status: str, error: str | None, started, wall: float, before, after,
-            fig, result: dict | None, beat: dict, root_pid: int) -> RunRecord:
+            fig, result: dict | None, beat: dict, root_pid: int, server=None) -> RunRecord:
     res = result or {}
     counters = res.get("counters") or {}
     descendants = fig.descendants(root_pid)
@@ -361,7 +387,7 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
         wall_s=round(wall, 4), cpu_s=round(cpu, 4), peak_rss_mb=round(peak, 2), setup_rss_mb=res.get("setup_rss_mb"),
         gpu_peak_mb=None if gpu_peak is None else round(gpu_peak, 1), gpu=gpu,
         disk_written_mb=round(disk / MB, 4),
-        lm=spec.lm or "offline/simulated", lm_kind="offline" if spec.offline else "real",
+        lm=spec.backend.name, lm_kind=spec.backend.record_kind, lm_server=server,
         priced_as=res.get("priced_as", spec.price_as), lm_calls=usage.lm_calls if usage else None,
         input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
         api_cost_usd=usage.api_cost_usd if usage else None, lm_engine_s=res.get("lm_engine_s"),

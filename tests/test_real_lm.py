@@ -154,8 +154,10 @@ def test_answers_no_adapter_can_parse_are_failed_calls_of_kind_parse(tmp_path):
         rec = run_one(RunSpec("LabeledFewShot", "_toy", "quick", lm="openai/local-model", api_base=srv.base_url),
                       tmp_path)
         served = srv.totals["requests"]
-    # each of the 2 x 2 examples: ChatAdapter's answer fails to parse, so does JSONAdapter's on its own call
+    # each of the 2 x 2 examples: ChatAdapter's answer fails to parse (a fallback: DSPy asks again through
+    # JSONAdapter), then JSONAdapter's fails too (a failed call of kind parse)
     assert rec.lm_calls == served == 8 and rec.input_tokens > 0  # served and billed, but of no use
-    assert rec.lm_failures.by_kind == {"parse": 8} and rec.lm_failures.retries == 0
+    assert rec.lm_failures.adapter_fallbacks == 4
+    assert rec.lm_failures.by_kind == {"parse": 4} and rec.lm_failures.retries == 0
     assert rec.lm_failures.errored_examples == {"eval_before": 2, "eval_after": 2}
     assert rec.status == "failed" and rec.error.startswith("every LM call failed (8 of 8: answer could not be parsed")

@@ -41,6 +41,7 @@ class _Totals:
     by_kind: dict[str, int] = field(default_factory=dict)
     http_statuses: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    fallbacks: int = 0  # served answers ChatAdapter could not parse, asked again through JSONAdapter
     errors: list[str] = field(default_factory=list)  # one line per failure, in order (the first MAX_ERRORS)
 
     def copy(self) -> "_Totals":
@@ -79,6 +80,10 @@ class UsageCounter:
     def add_retry(self) -> None:
         with self._lock:
             self._t.retries += 1
+
+    def add_fallback(self) -> None:
+        with self._lock:
+            self._t.fallbacks += 1
 
     def totals(self) -> _Totals:
         with self._lock:
@@ -136,7 +141,8 @@ def failures_since(before: _Totals, counter: UsageCounter = COUNTER) -> LMFailur
     return LMFailures(failed_calls=failed, by_kind=delta(now.by_kind, before.by_kind),
                       http_statuses=delta(now.http_statuses, before.http_statuses),
                       retries=now.retries - before.retries if counter.retries_counted else None,
-                      first_error=now.errors[before.failed] if failed and before.failed < len(now.errors) else None)
+                      first_error=now.errors[before.failed] if failed and before.failed < len(now.errors) else None,
+                      adapter_fallbacks=now.fallbacks - before.fallbacks)
 
 
 def _usage_tokens(entry: dict) -> tuple[int | None, int | None]:
@@ -210,9 +216,20 @@ def failure_counting_callback() -> type:
                 kind, status = failure_kind(exception)
                 self.counter.add_failure(kind, status, describe_failure(exception, kind, status, self.where))
 
+        def on_adapter_parse_start(self, call_id, instance, inputs):
+            # ChatAdapter (not its JSONAdapter subclass) catches its own parse error and asks the LM again through
+            # JSONAdapter (dspy/adapters/chat_adapter.py, __call__): that failure is a fallback, not a failed call.
+            from dspy.adapters import ChatAdapter, JSONAdapter
+
+            _LAST.falls_back = (isinstance(instance, ChatAdapter) and not isinstance(instance, JSONAdapter)
+                                and getattr(instance, "use_json_adapter_fallback", True))
+
         def on_adapter_parse_end(self, call_id, outputs, exception=None):
             if isinstance(exception, Exception) and getattr(_LAST, "counted", True):
-                self.counter.add_failure("parse", None, describe_failure(exception, "parse", None, None))
+                if getattr(_LAST, "falls_back", False):
+                    self.counter.add_fallback()
+                else:
+                    self.counter.add_failure("parse", None, describe_failure(exception, "parse", None, None))
 
     return FailureCounting
 
@@ -281,7 +298,7 @@ def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
 def describe_failures(lm_calls: int | None, failures: LMFailures | None) -> str | None:
     """One line, e.g. "12 of 60 LM calls failed (http 500 x12; 24 retries), 4 examples errored"; None when no
     call failed and no example errored. Calls attempted = served (`lm_calls`) + failed calls never served."""
-    if failures is None or (not failures.failed_calls and not failures.errored):
+    if failures is None or (not failures.failed_calls and not failures.errored and not failures.adapter_fallbacks):
         return None
     parts = []
     if failures.failed_calls:
@@ -290,6 +307,9 @@ def describe_failures(lm_calls: int | None, failures: LMFailures | None) -> str 
         retries = f"; {failures.retries:,} retries" if failures.retries else ""
         attempted = (lm_calls or 0) + failures.unserved_calls
         parts.append(f"{failures.failed_calls:,} of {attempted:,} LM calls failed ({', '.join(kinds)}{retries})")
+    if failures.adapter_fallbacks:
+        parts.append(f"{failures.adapter_fallbacks:,} of {lm_calls or 0:,} answers not in ChatAdapter's format "
+                     "(asked again through JSONAdapter)")
     if failures.errored:
         n = failures.errored
         parts.append(f"{n:,} example{'s' if n != 1 else ''} errored")
@@ -302,7 +322,7 @@ def every_call_failed(lm_calls: int | None, failures: LMFailures | None) -> str 
     if failures is None or not failures.failed_calls:
         return None
     attempted = (lm_calls or 0) + failures.unserved_calls
-    if failures.failed_calls < attempted:
+    if failures.failed_calls + failures.adapter_fallbacks < attempted:  # a fallback's answer was not usable either
         return None
-    return (f"every LM call failed ({failures.failed_calls:,} of {attempted:,}: "
+    return (f"every LM call failed ({failures.failed_calls + failures.adapter_fallbacks:,} of {attempted:,}: "
             f"{failures.first_error or 'no reason recorded'})")

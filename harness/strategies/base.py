@@ -25,7 +25,7 @@ class RunContext:
     """Everything a strategy's compile step may use. Built fresh in the run's own process."""
 
     task: "Task"
-    profile: str  # "quick" or "standard"
+    profile: str  # the budgets: "quick", "standard" or "local" (a profile's budget_profile)
     trainset: list  # list[dspy.Example], inputs set
     devset: list
     lm: "dspy.LM"  # the run's LM: the task LM, and the teacher for weight strategies
@@ -41,7 +41,15 @@ class RunContext:
 
     @property
     def quick(self) -> bool:
-        return self.profile == "quick"
+        """Small budgets: the quick profile's, or the local profile's smaller ones (a real model on a CPU)."""
+        return self.profile in ("quick", "local")
+
+    def sized(self, quick: Any, local: Any = None, standard: Any = None) -> Any:
+        """The setting for this run's budgets: `local` for the local profile (else its quick one), `quick`, or
+        `standard` (the library defaults)."""
+        if self.profile == "local" and local is not None:
+            return local
+        return quick if self.quick else standard
 
     def workaround(self, text: str) -> None:
         """Record a workaround for a DSPy defect (one line, with DSPy's own error)."""

