@@ -24,6 +24,7 @@ from harness import machine, registry
 from harness.errors import HarnessError, Interrupted
 from harness.files import OutLock, atomic_write_json, atomic_write_text
 from harness.lm.backend import backend_of, serve
+from harness.lm.local import prepare_student
 from harness.load import SchemaError, first_error, load_record, read_json
 from harness.record import Calibration, Report, RunRecord, utcnow
 from harness.report import build_report, write_outputs
@@ -80,6 +81,7 @@ class Bench:
         self.lock.__enter__()
         try:
             self._prepare()
+            prepare_student(self.cfg.options, say)
             self.served = self._serving.enter_context(serve(self.backend, self.out, self.cfg.price_as,
                                                             self.cfg.lm_server, say))
         except BaseException:

@@ -151,6 +151,8 @@ class Child:
         self.ctx = ctx
         if spec.get("lm_workaround"):
             ctx.workaround(spec["lm_workaround"])
+        if options.get("offline_calibration"):
+            ctx.extra["offline_calibrated_to"] = options["offline_calibration"].get("model")
         rss, hwm = rss_hwm_mb()
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         self.phases.append({"name": "setup", "wall_s": round(time.perf_counter() - w0, 4),
@@ -228,9 +230,12 @@ def build_lm(spec: dict[str, Any], task):
     backend = backend_of(spec.get("lm"), spec.get("api_base"))
     price_as = spec.get("price_as") or backend.default_price()
     if backend.in_process:
+        from harness.lm.brain import Calibration
         from harness.lm.offline import make_offline_lm
 
-        return make_offline_lm(task.oracle() if task.oracle else None, price_as=price_as)
+        cal = (spec.get("options") or {}).get("offline_calibration")
+        return make_offline_lm(task.oracle() if task.oracle else None, price_as=price_as,
+                               calibration=Calibration.from_dict(cal) if cal else None)
     from harness.lm.real import make_real_lm
 
     retries = (spec.get("options") or {}).get("lm_retries")  # DSPy's num_retries (default 3), where asked

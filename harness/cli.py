@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness import scaling
+from harness import fidelity, scaling
 from harness.errors import HarnessError
 from harness.redact import scrub
 from harness.strategies.gepa import QUICK_METRIC_CALLS, budget_options
@@ -40,6 +40,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="--lm local/<name>: start this OpenAI-compatible server command instead of llama.cpp's "
                         "(quoted, with {port} where the port goes); the harness still health-checks, measures and "
                         "stops it")
+    g.add_argument("--offline-calibration", default=None, metavar="FILE",
+                   help="the offline LM answers with a real model's format failures and accuracy, from the "
+                        "calibration.json that `harness fidelity` wrote (a stand-in for that model)")
     g.add_argument("--price-as", default=os.environ.get("PRICE_AS") or None,
                    help="model whose price (DSPy's bundled table) and tokenizer price the tokens (default: "
                         "openai/gpt-4o-mini for the offline LM, the model itself for --lm)")
@@ -47,7 +50,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="time limit per run, seconds above 0 (default: per profile)")
     g.add_argument("--max-rss", type=_positive("--max-rss"), default=None, metavar="MB",
                    help="memory cap on each run's process tree, MiB above 0; a run over it ends as 'oom'")
-    g.add_argument("--student", default=None, help="weight strategies: student model name or local HF folder")
+    g.add_argument("--student", default=None,
+                   help="weight strategies: the student: tiny (a random toy, the default), local/smollm2-135m or "
+                        "local/gemma3-270m (a real pretrained model, made from its GGUF on first use), or a local "
+                        "Hugging Face folder")
     g.add_argument("--mode", choices=("full", "lora"), default=None, help="weight strategies: fine-tuning mode")
     g.add_argument("--lm-retries", type=_retries, default=None, metavar="N",
                    help="--lm: times DSPy retries a failed LM call (its num_retries; default 3, waiting 1, 2, 4 s)")
@@ -95,7 +101,25 @@ def _options(args: argparse.Namespace) -> dict:
     """The run's options from the flags; a bad GEPA budget is refused here, before anything runs."""
     options = {k: v for k, v in (("student", args.student), ("mode", args.mode), ("lm_retries", args.lm_retries))
                if v is not None and v != ""}
+    if getattr(args, "offline_calibration", None):
+        options["offline_calibration"] = _calibration(args.offline_calibration, args.lm)
     return {**options, **budget_options({"auto": args.auto, "max_metric_calls": args.max_metric_calls})}
+
+
+def _calibration(path: str, lm: str | None) -> dict:
+    """The calibration file `harness fidelity` wrote, checked: only for the offline LM in-process."""
+    from harness.lm.backend import OFFLINE, kind_of
+    from harness.lm.brain import Calibration
+    from harness.load import SchemaError, read_kind
+
+    if kind_of(lm) != OFFLINE:
+        raise HarnessError("--offline-calibration calibrates the offline LM: leave out --lm")
+    try:
+        data = read_kind(path, "calibration", "dspy-resource-bench/calibration")
+        Calibration.from_dict(data)
+    except (SchemaError, ValueError) as exc:
+        raise HarnessError(f"--offline-calibration {path}: {exc}") from None
+    return {k: data[k] for k in ("model", "chat_format_fail", "json_fail", "accuracy_scale") if k in data}
 
 
 class Parser(argparse.ArgumentParser):
@@ -173,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the run record's fields, documented")
     scaling.add_parser(sub)
+    fidelity.add_parser(sub)
     return parser
 
 
@@ -201,6 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.bench_pytest import check_lm
     from harness.files import OutLock, ensure_writable
     from harness.lm.backend import serve
+    from harness.lm.local import prepare_student
     from harness.runner import RunSpec, run_one, stop_on_signals
 
     registry.get_profile(args.profile)
@@ -216,6 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def say(m: str) -> None:
         print(f"  {m}", file=sys.stderr, flush=True)
 
+    prepare_student(spec.options, say)
     with OutLock(out), stop_on_signals(), serve(spec.backend, out, args.price_as, args.lm_server, say) as served:
         rec = run_one(spec, out, progress=say, served=served)
     print(f"{rec.run_id}: {summary_line(rec)}")
@@ -295,7 +322,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
+COMMANDS = {"fidelity": fidelity.main, "list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
             "compare": cmd_compare, "check": cmd_check, "memory": cmd_memory, "schema": cmd_schema,
             "scaling": scaling.main}
 

@@ -88,6 +88,15 @@ class Backend:
         return LITELLM_WORKAROUND if self.kind == LOCAL else None
 
 
+def kind_of(lm: str | None) -> str:
+    """The backend kind an `lm` string names, without checking it (for reading reports and records)."""
+    if lm in (None, "", OFFLINE, OFFLINE_MODEL):
+        return OFFLINE
+    if lm == OFFLINE_HTTP:
+        return OFFLINE_HTTP
+    return LOCAL if lm.startswith(f"{LOCAL}/") else HOSTED
+
+
 def backend_of(lm: str | None, api_base: str | None = None) -> Backend:
     """The backend `--lm` names, checked before anything runs (one-line errors)."""
     if lm in (None, "", OFFLINE, OFFLINE_MODEL):

@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -318,10 +318,45 @@ def prefix_key(system: str, messages: list[tuple[str, str]]) -> str:
     return _digest(system + "\x1e".join(text for _, text in messages[:-1]))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What a named real model does that the offline LM does not, measured by `harness fidelity` from a bench of
+    that model (calibration.json): the offline LM then answers with the same rates, deterministically.
+
+    chat_format_fail: share of answers to ChatAdapter prompts not in its format (DSPy then asks again through
+    JSONAdapter); json_fail: share of answers to JSONAdapter prompts that are not JSON either; accuracy_scale: the
+    real model's score before optimizing over the offline LM's on the same workload (scales the chance of a right
+    answer)."""
+
+    model: str
+    chat_format_fail: float = 0.0
+    json_fail: float = 0.0
+    accuracy_scale: float = 1.0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Calibration":
+        def rate(name: str, default: float) -> float:
+            v = data.get(name, default)
+            if v is None:
+                return default
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= (10 if name ==
+                                                                                         "accuracy_scale" else 1):
+                raise ValueError(f"calibration {name} must be a number in range, got {v!r}")
+            return float(v)
+
+        return cls(model=str(data.get("model") or "unnamed"), chat_format_fail=rate("chat_format_fail", 0.0),
+                   json_fail=rate("json_fail", 0.0), accuracy_scale=rate("accuracy_scale", 1.0))
+
+
+UNFORMATTED = "Sure! Here is my answer: {value}"  # what a small model writes instead of the adapter's format
+
+
 class Brain:
     """Replies to prompts; what depends only on a prompt's prefix is worked out once per prefix."""
 
-    def __init__(self, oracle: Oracle | None = None, cache_size: int = 4096) -> None:
+    def __init__(self, oracle: Oracle | None = None, cache_size: int = 4096,
+                 calibration: Calibration | None = None) -> None:
+        self.calibration = calibration
         self.oracle = oracle
         self.generic = Generic(oracle)
         self._prefixes = Memo(cache_size)  # key -> (Prefix, judged demos or None)
@@ -345,12 +380,19 @@ class Brain:
         if not prompt.outputs and _RAW_REFLECTION in last:
             return raw_reflection(self.generic, last, rand)
         values: dict[str, str] = {}
-        oracle = self.oracle
+        oracle, cal = self.oracle, self.calibration
         if oracle is not None and any(f.name in oracle.fields for f in prompt.outputs):
             row = oracle.find(prompt.inputs)
             if row is not None:
-                values = oracle.answer(prompt, row, assess(oracle, prompt, row, salt, key, judged), rand)
+                skill = assess(oracle, prompt, row, salt, key, judged)
+                if cal is not None and cal.accuracy_scale != 1.0:
+                    skill = replace(skill, p=min(max(skill.p * cal.accuracy_scale, 0.0), 0.97))
+                values = oracle.answer(prompt, row, skill, rand)
         for f in prompt.outputs:
             if f.name not in values:
                 values[f.name] = self.generic.value(f, prompt, rand)
+        if cal is not None and prompt.outputs:
+            fail = cal.json_fail if prompt.json_mode else cal.chat_format_fail
+            if fail and unit(_digest(key + last), salt, "format") < fail:
+                return UNFORMATTED.format(value=" ".join(values.values())[:200])
         return render(prompt, values)

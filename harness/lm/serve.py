@@ -37,8 +37,9 @@ def _text(content) -> str:
 class OfflineServer:
     """The brain behind an OpenAI-compatible endpoint; `with OfflineServer() as srv: srv.base_url`."""
 
-    def __init__(self, price_as: str = "openai/gpt-4o-mini", port: int = 0) -> None:
+    def __init__(self, price_as: str = "openai/gpt-4o-mini", port: int = 0, max_choices: int | None = None) -> None:
         self.tokens = TokenCounter(price_as)
+        self.max_choices = max_choices  # answer at most this many choices for n > 1, as llama.cpp (1) does
         self._brains: dict[str, Brain] = {}
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -111,6 +112,8 @@ class OfflineServer:
         key = prefix_key(system, rest)
         brain = self._brain(str(body.get("model", "")))
         n = max(1, int(body.get("n") or 1))
+        if self.max_choices:
+            n = min(n, self.max_choices)
         replies = [brain.reply(system, rest, self._salt(f"{system}|{rest}", body.get("temperature")), key)
                    for _ in range(n)]
         # The in-process engine's count: every turn but the last (system first), then the last on its own.
@@ -140,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--port-file", type=Path, default=None, help="write the port chosen here once listening")
     p.add_argument("--price-as", default="openai/gpt-4o-mini", help="tokenizer that counts the tokens")
+    p.add_argument("--max-choices", type=int, default=None,
+                   help="answer at most this many choices when asked for n > 1, silently (llama.cpp and "
+                        "`transformers serve` answer 1): to test what a client does with such a server")
     args = p.parse_args(argv)
-    srv = OfflineServer(args.price_as, args.port)
+    srv = OfflineServer(args.price_as, args.port, args.max_choices)
     if args.port_file:
         args.port_file.write_text(str(srv.port))
     print(f"offline LM serving on {srv.base_url}", file=sys.stderr, flush=True)

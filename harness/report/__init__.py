@@ -31,8 +31,24 @@ NOTES_OFFLINE = [
 
 def lm_notes(lm: str | None, price_as: str | None) -> list[str]:
     """What the figures of a bench with this LM are and are not (the first notes of every report)."""
-    if lm is None or lm.startswith("offline/"):
+    from harness.lm.backend import LOCAL, OFFLINE, OFFLINE_HTTP, kind_of
+
+    kind = kind_of(lm)
+    if kind == OFFLINE:
         return list(NOTES_OFFLINE)
+    if kind == OFFLINE_HTTP:
+        return ["LM: the offline LM served over loopback HTTP (offline-http): the same brain as offline/simulated "
+                "behind an OpenAI-compatible endpoint the harness started, reached through DSPy's own client. Calls "
+                "and tokens are counted in the run and checked against the server's own usage at the harness's "
+                "proxy (lm_server in each record). Scores show that an optimizer did its work, not quality."]
+    if kind == LOCAL:
+        spend = f"spend priced as {price_as}" if price_as else "spend not priced (a local model has no price)"
+        return [f"LM: {lm}, a real pretrained model the harness installed, served on 127.0.0.1 (llama.cpp) and "
+                f"stopped. Calls, tokens, adapter fallbacks and failed calls are counted in the run and checked "
+                f"against the server's own usage at the harness's proxy; the server's memory and time per call are "
+                f"in each record's lm_server, apart from the optimizer's; {spend}. A model this small is a realistic "
+                f"cost load (real calls, tokens, latency, format failures) and a weak measure of quality: its "
+                f"scores are small-model evidence only."]
     return [f"LM: {lm} (real). Calls and tokens counted for every call in every thread; spend priced at "
             f"{price_as or lm} from DSPy's bundled price table (null where the server reported no usage)."]
 

@@ -123,9 +123,41 @@ def budget_lines(report: Report) -> list[str]:
                        "full valset evaluations", "candidates", "reflection LM", "program (task LM)"], rows)]
 
 
+def server_lines(report: Report) -> list[str]:
+    """One row per run on an LM server the harness started: the server's memory (apart from the run's), its time
+    per call and speeds, what it answered, and what the harness had to work around."""
+    runs = [r for r in report.runs if r.lm_server is not None]
+    if not runs:
+        return []
+    first = runs[0].lm_server
+    what = f"{first.server}" + (f" {first.version}" if first.version else "") + (
+        f", {first.model_file}" if first.model_file else "")
+    settings = ", ".join(f"{k} {v}" for k, v in first.settings.items())
+
+    def speed(x):
+        return "-" if x is None else f"{x:,.0f}"
+
+    rows = []
+    for r in runs:
+        s = r.lm_server
+        fb = r.lm_failures.adapter_fallbacks if r.lm_failures is not None else None
+        rows.append([r.run_id, f"{s.calls:,}", f"{s.requests:,}", "-" if s.call_s_mean is None else f"{s.call_s_mean:.2f}",
+                     "-" if s.call_s_p95 is None else f"{s.call_s_p95:.2f}", speed(s.prompt_tokens_per_s),
+                     speed(s.generation_tokens_per_s), "-" if s.peak_rss_mb is None else f"{s.peak_rss_mb:,.0f}",
+                     f"{r.peak_rss_mb:,.0f}", "-" if fb is None else f"{fb:,}", f"{s.n_shortfalls:,}", f"{s.errors:,}"])
+    return ["", f"The LM server ({what}; {settings}; ready in {duration(first.startup_s)}), measured during each run: "
+            "requests and usage at the harness's proxy, RSS of the server's process tree sampled every 0.5 s (the "
+            "LM's memory, apart from the optimizer's peak RSS), speeds from the server's own timing log. Fallbacks: "
+            "answers ChatAdapter could not parse, asked again through JSONAdapter (each one more call). n short: "
+            "requests for n > 1 completions answered with fewer, completed by the proxy with one request each.", "",
+            *md_table(["run", "calls", "requests", "s per call", "p95 s", "prompt tok/s", "gen tok/s",
+                       "server peak RSS MiB", "run peak RSS MiB", "fallbacks", "n short", "errors"], rows)]
+
+
 def strategy_section(report: Report, ev) -> list[str]:
     offline = report.lm.startswith("offline")
-    note = SCORE_NOTE if offline else f"scored with the real LM {report.lm}"
+    note = SCORE_NOTE if offline else (f"scored with the real LM {report.lm}" + (
+        " (a small local model: a weak measure of quality)" if report.lm.startswith("local/") else ""))
     spend = (f"Spend is the run's tokens at the reference price ({report.priced_as}): projected, not paid" if offline
              else f"Spend is the run's tokens at {report.priced_as}'s price" if report.priced_as
              else f"Spend is not priced: DSPy's price table has no entry for {report.lm} (name one with --price-as)")
@@ -162,6 +194,7 @@ def strategy_section(report: Report, ev) -> list[str]:
                        "failed LM calls", "wall s", "CPU s", "peak RAM MiB", "disk MiB", "GPU MiB",
                        f"test score % before -> after ({note})"], rows)
     lines += failure_lines(report)
+    lines += server_lines(report)
     lines += budget_lines(report)
     if ev is not None:
         pairs = ev.pairs()

@@ -85,6 +85,15 @@ def prepare_student(ctx: RunContext, program: Any) -> Any:
     s = sizes(ctx)
     t0 = time.perf_counter()
     name = ctx.options.get("student", "tiny")
+    if name.startswith("local/"):  # a real pretrained model (harness.lm.local), made into a folder before the run
+        from harness.lm.local import get_model, student_folder
+
+        model = get_model(name.split("/", 1)[1])
+        ctx.extra["student_model"] = f"{name}: {model.summary}, {model.params_m}M parameters, dequantized to fp32"
+        name = str(student_folder(model))
+        if not (Path(name) / "config.json").exists():
+            raise ValueError(f"student {ctx.options['student']} is not made yet: run it through `harness run` or a "
+                             "bench, which make it before the run")
     device = resolve_device(ctx.options.get("device"))
     threads = ctx.options.get("torch_threads", 1 if name == "tiny" and device == "cpu" else None)
     runtime = StudentRuntime.create(

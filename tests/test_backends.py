@@ -1,0 +1,186 @@
+"""One LM backend, four kinds (harness.lm.backend): what each is, and the servers the harness starts itself.
+
+The offline LM over loopback HTTP stands in for a local model's server here (no model, no compiler, no
+network): it goes through the same start, health check, recording proxy, measurement and stop as
+llama.cpp's server does for `--lm local/<name>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from harness.errors import HarnessError
+from harness.lm.backend import HOSTED, LOCAL, OFFLINE, OFFLINE_HTTP, backend_of, serve
+from harness.lm.serve import OfflineServer
+from harness.lm.serving import Ledger, Proxy
+from harness.runner import RunSpec, run_one
+from tests.helpers import ROOT, harness
+
+TINY = {"n_train": 8, "n_dev": 8}
+
+
+def test_each_lm_string_names_one_backend_kind():
+    assert backend_of(None).kind == OFFLINE and backend_of(None).name == "offline/simulated"
+    assert backend_of("offline-http").kind == OFFLINE_HTTP
+    local = backend_of("local/smollm2-135m")
+    assert local.kind == LOCAL and local.model_for("math") == "openai/smollm2-135m"
+    assert local.client_kwargs()["engine"] == "litellm" and "max_completion_tokens" in local.workaround()
+    hosted = backend_of("openai/gpt-4o-mini")
+    assert hosted.kind == HOSTED and hosted.record_kind == "real" and not hosted.keyless
+    assert backend_of("offline-http").model_for("math") == "openai/offline-math"
+    assert [b.simulated for b in map(backend_of, (None, "offline-http", "local/gemma3-270m"))] == [True, True, False]
+
+
+@pytest.mark.parametrize("lm, api_base, says", [
+    ("local/smollm3", None, "unknown local model 'smollm3'; did you mean 'smollm2-135m'?"),
+    ("local/smollm2-135m", "http://127.0.0.1:9/v1", "leave out --api-base"),
+    (None, "http://127.0.0.1:9/v1", "--api-base needs --lm"),
+    ("nonsense", None, "must be 'provider/model'"),
+])
+def test_a_bad_lm_is_refused_in_one_line(lm, api_base, says):
+    with pytest.raises(HarnessError, match=re.escape(says)):
+        backend_of(lm, api_base)
+
+
+def test_the_cli_refuses_an_unknown_local_model_before_anything_runs(tmp_path):
+    r = harness("run", "--strategy", "LabeledFewShot", "--task", "math", "--lm", "local/smollm3",
+                "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "unknown local model 'smollm3'" in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_offline_http_records_what_the_server_itself_answered(tmp_path):
+    """Calls and tokens counted in the run (DSPy's callbacks and usage tracker) equal the server's own usage,
+    read at the recording proxy; the server's memory and time per call are in the record; the server stops."""
+    with serve(backend_of("offline-http"), tmp_path) as served:
+        pid = served.pid
+        rec = run_one(RunSpec("BootstrapFewShot", "math", "quick", lm="offline-http", options=dict(TINY)), tmp_path,
+                      served=served)
+        ledger = served.ledger.since(0)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert rec.status == "ok" and rec.lm_kind == "offline-http" and rec.lm == "offline-http"
+    srv = rec.lm_server
+    assert srv is not None and srv.server == "offline-http" and srv.errors == 0
+    assert rec.lm_calls == srv.choices == srv.calls == len(ledger) > 0
+    assert rec.input_tokens == srv.prompt_tokens == sum(e.prompt_tokens for e in ledger)
+    assert rec.output_tokens == srv.completion_tokens == sum(e.completion_tokens for e in ledger)
+    assert srv.peak_rss_mb > 20 and srv.call_s_mean > 0 and srv.startup_s > 0
+    assert rec.priced_as == "openai/gpt-4o-mini" and rec.api_cost_usd > 0  # priced as the offline LM is
+
+
+def test_offline_http_equals_the_in_process_offline_lm(tmp_path):
+    """The transport changes nothing the harness measures of DSPy: same calls, tokens and scores."""
+    inproc = run_one(RunSpec("BootstrapFewShot", "math", "quick", options=dict(TINY)), tmp_path / "a")
+    with serve(backend_of("offline-http"), tmp_path / "b") as served:
+        http = run_one(RunSpec("BootstrapFewShot", "math", "quick", lm="offline-http", options=dict(TINY)),
+                       tmp_path / "b", served=served)
+    for figure in ("lm_calls", "input_tokens", "output_tokens", "api_cost_usd", "score_before", "score_after"):
+        assert getattr(inproc, figure) == getattr(http, figure), figure
+    assert inproc.lm_server is None and inproc.lm_engine_s is not None and http.lm_engine_s is None
+
+
+def test_a_server_that_answers_one_choice_for_n_gets_asked_again(tmp_path):
+    """llama.cpp returns ONE choice when asked for n > 1, silently: the proxy asks for the rest and says so. A local
+    model is reached through litellm (which sends n; DSPy 3.4's lm15 engine sends n requests instead), here with
+    a server command of the user's (--lm-server): the offline brain answering at most one choice."""
+    one = f"{sys.executable} -m harness.lm.serve --port {{port}} --max-choices 1"
+    with serve(backend_of("local/smollm2-135m"), tmp_path, server_command=one) as served:
+        rec = run_one(RunSpec("COPRO", "math", "quick", lm="local/smollm2-135m", options=dict(TINY)), tmp_path,
+                      served=served)
+    assert rec.status == "ok", rec.error
+    srv = rec.lm_server
+    assert srv.server == "command" and rec.lm_kind == "local" and "max_completion_tokens" in rec.workaround
+    assert srv.n_shortfalls > 0 and srv.requests > srv.calls  # COPRO asks for breadth (4) candidates at once
+    assert rec.lm_calls == srv.choices  # DSPy got every completion it asked for, each served by the server
+    assert rec.input_tokens == srv.prompt_tokens and rec.output_tokens == srv.completion_tokens
+
+
+def test_the_proxy_copies_a_token_limit_the_server_would_ignore():
+    bodies = []
+
+    class Recording(OfflineServer):
+        def complete(self, body):
+            bodies.append(body)
+            return super().complete(body)
+
+    with Recording() as upstream:
+        ledger = Ledger()
+        proxy = Proxy(upstream.base_url, ledger).start()
+        try:
+            req = urllib.request.Request(f"{proxy.base_url}/chat/completions", method="POST",
+                                         headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"model": "offline-math", "max_completion_tokens": 50,
+                                                          "messages": [{"role": "user", "content": "2+2?"}]}).encode())
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                answer = json.loads(resp.read())
+        finally:
+            proxy.stop()
+    assert bodies[0]["max_tokens"] == 50 and answer["choices"] and answer["usage"]["prompt_tokens"] > 0
+    assert ledger.entries[0].limit_added and ledger.entries[0].prompt_tokens == answer["usage"]["prompt_tokens"]
+
+
+def test_a_server_that_dies_at_start_is_a_one_line_error(tmp_path):
+    dead = f"{sys.executable} -c 'import sys; print(\"no model here\"); sys.exit(3)' {{port}}"
+    with pytest.raises(HarnessError, match=r"exited with status 3 before answering: no model here"):
+        with serve(backend_of("offline-http"), tmp_path, server_command=dead):
+            pass
+
+
+def test_the_server_stops_when_the_bench_is_killed(tmp_path):
+    """SIGKILL leaves a bench no time to clean up: the server still goes (PR_SET_PDEATHSIG)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "bench", "--profile", "quick", "--strategy",
+                             "LabeledFewShot", "--task", "math", "--lm", "offline-http", "--out", str(tmp_path / "o")],
+                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    pid = None
+    deadline = time.time() + 120
+    for line in proc.stderr:
+        m = re.search(r"LM server ready in [\d.]+s \(pid (\d+)\)", line)
+        if m:
+            pid = int(m.group(1))
+            break
+        assert time.time() < deadline
+    assert pid is not None and psutil.pid_exists(pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(50):
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the LM server outlived the bench that started it")
+
+
+# ---------------------------------------------------------------------------------------------- fidelity
+
+
+def test_a_calibrated_offline_lm_answers_with_the_real_models_format_failures(tmp_path):
+    cal = {"model": "local/smollm2-135m", "chat_format_fail": 1.0, "json_fail": 0.0, "accuracy_scale": 1.0}
+    plain = run_one(RunSpec("LabeledFewShot", "classify", "local"), tmp_path / "plain")
+    rec = run_one(RunSpec("LabeledFewShot", "classify", "local", options={"offline_calibration": cal}),
+                  tmp_path / "cal")
+    assert rec.status == "ok" and rec.extra["offline_calibrated_to"] == "local/smollm2-135m"
+    assert plain.lm_failures.adapter_fallbacks == 0
+    # every ChatAdapter answer is unformatted, so each call becomes two: DSPy asks again through JSONAdapter
+    assert rec.lm_calls == 2 * plain.lm_calls and rec.lm_failures.adapter_fallbacks == plain.lm_calls
+    assert rec.lm_failures.failed_calls == 0 and rec.score_before is not None  # JSONAdapter's prompts answer
+
+
+def test_a_bad_calibration_file_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / "cal.json"
+    bad.write_text('{"kind": "dspy-resource-bench/calibration", "model": "x", "chat_format_fail": 7}')
+    r = harness("run", "--strategy", "LabeledFewShot", "--task", "classify", "--profile", "local",
+                "--offline-calibration", str(bad), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "chat_format_fail must be a number in range, got 7" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0
