@@ -57,8 +57,26 @@ class BenchConfig:
                 **({"lm_server": self.lm_server} if self.lm_server else {})}
 
 
+_LOG: list = []  # the open OUT/logs/bench.log of the bench in progress: what it says goes there too
+
+
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+    for log in _LOG:
+        with contextlib.suppress(OSError, ValueError):
+            log.write(scrub(msg) + "\n")
+            log.flush()
+
+
+@contextlib.contextmanager
+def _bench_log(path: Path):
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(f"--- bench started {utcnow().isoformat()}\n")
+        _LOG.append(log)
+        try:
+            yield log
+        finally:
+            _LOG.remove(log)
 
 
 class Bench:
@@ -72,20 +90,25 @@ class Bench:
         self.done = 0
         self._aside: Path | None = None
         self.backend = backend_of(cfg.lm, cfg.api_base)
+        self.walls: list[float] = []  # wall time of each run this bench ran, for the ETA
         self.served = None  # the LM server this bench started (offline-http, local), while it runs
         self._serving = contextlib.ExitStack()
+        self._logging = contextlib.ExitStack()
 
     # ------------------------------------------------------------------ lifecycle
 
     def __enter__(self) -> "Bench":
         self.lock.__enter__()
         try:
-            self._prepare()
+            self._prepare()  # (a new bench first moves an old OUT's logs to OUT/archive/)
+            (self.out / "logs").mkdir(parents=True, exist_ok=True)
+            self._logging.enter_context(_bench_log(self.out / "logs" / "bench.log"))
             prepare_student(self.cfg.options, say)
             self.served = self._serving.enter_context(serve(self.backend, self.out, self.cfg.price_as,
                                                             self.cfg.lm_server, say))
         except BaseException:
             self._serving.close()
+            self._logging.close()
             self.lock.__exit__(None, None, None)
             raise
         return self
@@ -96,6 +119,7 @@ class Bench:
             self.served = None
             self.write_report()
         finally:
+            self._logging.close()
             self.lock.__exit__(*exc)
 
     def _prepare(self) -> None:
@@ -210,11 +234,24 @@ class Bench:
             raise Interrupted()
         n = len(self.expected)
         self.done += 1
-        say(f"[{self.done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...")
+        say(f"{_clock()} [{self.done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...{self._eta(n)}")
         rec = run_one(self.spec(strategy, task, repeat), self.out, progress=lambda m: say(f"    {m}"),
                       served=self.served)
-        say(f"[{self.done}/{n}] {strategy} on {task}: {summary_line(rec)}")
+        self.walls.append(rec.wall_s)
+        say(f"{_clock()} [{self.done}/{n}] {strategy} on {task}: {summary_line(rec)}")
+        busy = contention_warning(rec)
+        if busy:
+            say(f"    warning: {busy}")
         return rec
+
+    def _eta(self, n: int) -> str:
+        """Elapsed time, and an ETA from the mean wall time of this bench's runs so far (none before the first)."""
+        elapsed = time.perf_counter() - self.t0
+        text = f" elapsed {_hms(elapsed)}"
+        if self.walls:
+            k, mean = n - self.done + 1, sum(self.walls) / len(self.walls)
+            text += f", ETA {_hms(k * mean)} ({k} run{'s' if k != 1 else ''} at this bench's mean {_hms(mean)})"
+        return text
 
     # ------------------------------------------------------------------ the report
 
@@ -235,6 +272,31 @@ class Bench:
         state = "complete" if report.complete else f"INCOMPLETE ({len(report.missing_runs)} runs missing)"
         say(f"report: {self.out / 'report.json'} ({len(report.runs)} runs, {state})")
         return report
+
+
+CONTENDED = 2.5  # an in-process offline run's wall time this many times its CPU time: the machine was busy
+
+
+def contention_warning(rec: RunRecord) -> str | None:
+    """A run whose wall time is far above its CPU time although nothing it did waits (the offline LM in-process,
+    no weights trained): something else held the CPUs, so its times are not this machine's."""
+    if rec.status != "ok" or rec.lm_kind != "offline" or rec.training is not None or rec.cpu_s <= 0.5:
+        return None
+    ratio = rec.wall_s / rec.cpu_s
+    if ratio < CONTENDED:
+        return None
+    return (f"{rec.run_id}: wall time {rec.wall_s:.1f}s is {ratio:.1f}x its CPU time ({rec.cpu_s:.1f}s): the machine "
+            "was busy (contended), so its times overstate this machine's")
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def summary_line(rec: RunRecord) -> str:

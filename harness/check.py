@@ -533,9 +533,10 @@ def confirm(outcome: Outcome, baseline: Loaded, current: Loaded, thresholds: Thr
     if not keys:
         return
     records = {r.key: r for r in reversed(current.report.runs)}  # the first record of each pair
-    if any(records[k].lm_kind == "real" for k in keys):
+    if any(records[k].lm_kind != "offline" for k in keys):
         for f in pending:
-            f.rerun = "not re-run: a real LM (re-runs cost money; re-run the pair by hand)"
+            f.rerun = ("not re-run: not the in-process offline LM (a hosted LM's re-runs cost money, a served one "
+                       "needs its server: re-run the pair by hand)")
         return
     cal = calibrate()
     scale = calibration_scale(baseline.report.calibration, cal)

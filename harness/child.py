@@ -25,8 +25,13 @@ from harness.measure import rss_hwm_mb, self_counters, torch_cuda_peaks
 
 
 def one_line(exc: BaseException) -> str:
+    """`Type: message`; an exception with no message that was raised while handling another (DSPy's InferRules
+    turns any error into a bare `assert`, infer_rules.py:69) names the one it replaced."""
     text = " ".join(str(exc).split())
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if not str(exc).strip() and cause is not None and cause is not exc:
+        text += f" raised while handling {one_line(cause)}"
     return text if len(text) <= 400 else text[:397] + "..."
 
 

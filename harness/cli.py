@@ -217,6 +217,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("profiles:")
     for p in registry.PROFILES.values():
         print(f"  {p.name:34s} {p.summary}; default time limit {p.timeout_s:.0f}s per run")
+    from harness.lm.local import MODELS
+
+    print("local models (--lm local/<name>, --student local/<name>; installed on first use):")
+    for m in MODELS.values():
+        print(f"  {'local/' + m.name:34s} {m.summary}, {m.params_m}M parameters"
+              + ("" if m.instruct else " (a base model: no chat template)"))
     return 0
 
 

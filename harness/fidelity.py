@@ -91,9 +91,19 @@ def fidelity(offline: Report, real: Report) -> dict[str, Any]:
             "within": ratio is not None and abs(ratio - 1) <= WITHIN,
             "why": None if ratio is not None and abs(ratio - 1) <= WITHIN else _why(o, r),
         })
-    return {"kind": KIND, "offline": offline.lm, "real": real.lm, "profile": real.profile,
+    first = {r.key: r for r in reversed(offline.runs) if r.repeat == 0}
+    failed = [{"strategy": r.strategy, "task": r.task, "real": f"{r.status}: {_head(r.error)}",
+               "offline": (f"{first[r.key].status}" + (f": {_head(first[r.key].error)}" if first[r.key].error else ""))
+               if r.key in first else "not run"}
+              for r in real.runs if r.repeat == 0 and r.status != "ok"]
+    return {"kind": KIND, "offline": offline.lm, "real": real.lm, "profile": real.profile, "not_ok": failed,
             "offline_calibrated_to": _calibrated_to(offline), "within": WITHIN, "rows": rows,
             "calibration": calibration_of(real, offline)}
+
+
+def _head(error: str | None) -> str:
+    text = (error or "no reason recorded").split(" LM Response:")[0]
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _calibrated_to(report: Report) -> str | None:
@@ -151,6 +161,10 @@ def markdown(fid: dict[str, Any]) -> str:
     if out:
         lines += ["", "Where not, and why (from the records):", ""]
         lines += [f"- **{r['strategy']}** ({_fmt(r['calls_ratio'], '.2f')}x): {r['why']}" for r in out]
+    if fid.get("not_ok"):
+        lines += ["", f"Runs of {fid['real']} that did not end ok (not in the table), and the same pair offline:", ""]
+        lines += [f"- **{f['strategy']}** on {f['task']}: real {f['real']}; offline {f['offline']}"
+                  for f in fid["not_ok"]]
     lines += ["", "## What the real model does that the offline LM does not (calibration.json)", "",
               f"- Answers not in ChatAdapter's format (then asked again through JSONAdapter): "
               f"{cal['chat_format_fail'] * 100:.1f}% of ChatAdapter answers.",

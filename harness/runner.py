@@ -63,7 +63,6 @@ class RunSpec:
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     score: bool = True
-    served_at: str | None = None  # the proxy of a server the harness started (offline-http, local)
 
     @property
     def backend(self) -> Backend:
@@ -214,6 +213,10 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     if not strategy.runs_on(task.name):
         raise ValueError(f"{strategy.name} does not run on task {task.name}")
     check_limits(spec.timeout_s, spec.max_rss_mb)
+    backend = spec.backend
+    if backend.started_by_harness and served is None:
+        raise HarnessError(f"--lm {backend.name} needs its server: run it through a bench or `harness run`, which "
+                           "start one")
     timeout = spec.timeout_s if spec.timeout_s is not None else profile.timeout_s
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -229,10 +232,6 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     # count as the run's disk writes; the strategy's own files go to a work folder on real disk.
     run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{os.getpid()}-{spec.run_id}-", dir=CONTROL_DIR))
     work_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}-", dir=ensure_writable(out / ".work")))
-    backend = spec.backend
-    if backend.started_by_harness and served is None:
-        raise HarnessError(f"--lm {backend.name} needs its server: run it through a bench or `harness run`, which "
-                           "start one")
     child_spec = {**asdict(spec), "lm_kind": backend.kind, "keyless": backend.keyless, "work_dir": str(work_dir),
                   "served_at": served.api_base if served is not None else None, "lm_workaround": backend.workaround(),
                   "eval_threads": eval_threads(backend, profile)}

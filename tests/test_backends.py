@@ -184,3 +184,44 @@ def test_a_bad_calibration_file_is_refused_in_one_line(tmp_path):
                 "--offline-calibration", str(bad), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "chat_format_fail must be a number in range, got 7" in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_a_bare_assert_over_a_models_error_is_named_with_that_error():
+    """DSPy's InferRules turns an unparsable answer into a bare AssertionError (infer_rules.py:69): the run's
+    one-line error still says what happened."""
+    from harness.child import one_line
+
+    try:
+        try:
+            raise ValueError("Adapter JSONAdapter failed to parse the LM response")
+        except Exception:
+            raise AssertionError  # what infer_rules.py's failing `assert isinstance(e, ValueError) or ...` raises
+    except AssertionError as exc:
+        line = one_line(exc)
+    assert line == "AssertionError raised while handling ValueError: Adapter JSONAdapter failed to parse the LM response"
+
+
+def test_fidelity_of_the_committed_real_model_bench():
+    """results/local-smollm2 (SmolLM2-135M on llama.cpp) against results/local-offline (the offline LM), the
+    same profile: a row per strategy that ran ok in both, ratios from the records, a calibration that matches
+    what the real model's records count."""
+    from harness.fidelity import _load, calibration_of, fidelity, markdown
+
+    offline, real = _load(ROOT / "results/local-offline"), _load(ROOT / "results/local-smollm2")
+    fid = fidelity(offline, real)
+    assert real.lm == "local/smollm2-135m" and offline.profile == real.profile == "local"
+    ok_real = {r.strategy for r in real.runs if r.status == "ok"}
+    assert {row["strategy"] for row in fid["rows"]} == ok_real and fid["rows"]
+    for row in fid["rows"]:
+        assert row["calls_ratio"] == round(row["calls_real"] / row["calls_offline"], 3)
+        assert row["within"] == (abs(row["calls_ratio"] - 1) <= 0.25) and (row["within"] or row["why"])
+    cal = calibration_of(real, offline)
+    runs = [r for r in real.runs if r.status == "ok"]
+    fallbacks = sum(r.lm_failures.adapter_fallbacks for r in runs)
+    assert fallbacks > 0 and cal["chat_format_fail"] == round(fallbacks / (sum(r.lm_calls for r in runs) - fallbacks), 4)
+    assert "| strategy | task | calls offline |" in markdown(fid)
+    # every record of the real bench: its calls and tokens are what the server itself answered
+    for r in real.runs:
+        assert r.lm_server is not None and r.lm_server.server == "llama.cpp" and r.lm_server.peak_rss_mb > 100
+        assert r.lm_calls == r.lm_server.choices
+        assert (r.input_tokens, r.output_tokens) == (r.lm_server.prompt_tokens, r.lm_server.completion_tokens)

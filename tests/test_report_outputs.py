@@ -65,14 +65,21 @@ def test_runs_csv_is_one_tidy_row_per_run(out):
         assert col in df.columns, col
 
 
-def test_report_md_starts_with_the_verdict_table(out):
+def test_report_md_opens_with_the_cost_card_then_the_verdicts(out):
     md = (out / "report.md").read_text()
     lines = [ln for ln in md.splitlines() if ln.strip()]
     assert lines[0].startswith("# ")
-    assert lines[1] == "## Claims: verdicts"
-    assert lines[2].startswith("| claim | the study says | verdict |")
-    first_table_row = lines[4]
-    assert "`tiers.order.lm_calls`" in first_table_row
+    assert lines[1] == "## What each optimizer cost"
+    assert lines[4].startswith("| strategy | status | LM calls | tokens | spend | wall | peak RAM | score |")
+    report = load_report(out / "report.json")
+    assert md.index("## What each optimizer cost") < md.index("## Claims: verdicts")
+    for r in report.runs:  # every pair has its row in its task's card, with what its calls scale with
+        card = md[md.index(f"**{r.task}**"):md.index("## Claims: verdicts")]
+        assert f"| {r.strategy} |" in card
+    assert "| LabeledFewShot | ok |" in md and "nothing at compile (0 calls)" in md
+    claims = [ln for ln in lines[lines.index("## Claims: verdicts"):]]
+    assert claims[1].startswith("| claim | the study says | verdict |")
+    assert "`tiers.order.lm_calls`" in claims[3]
     for section in ("## Per strategy", "## Projections", "## Plots", "## How each number was measured"):
         assert section in md, section
     assert "not how good it is on a real model" in md  # beside the scores
@@ -129,5 +136,6 @@ def test_write_outputs_survives_a_report_without_runs(tmp_path):
     report = load_report(SAMPLE).model_copy(update={"runs": []})
     write_outputs(report, tmp_path)
     md = (tmp_path / "report.md").read_text()
-    assert md.splitlines()[2] == "## Claims: verdicts"
+    assert md.splitlines()[2] == "## What each optimizer cost" and "No runs." in md
+    assert "## Claims: verdicts" in md
     assert json.loads((tmp_path / "claims.json").read_text())["counts"]["untestable here"] > 0

@@ -62,6 +62,12 @@ def build_report(runs: list[RunRecord], expected: list[str], *, profile: str, lm
     ids = [*expected, *(i for i in by_id if i not in expected)]
     missing = [i for i in expected if i not in by_id]
     notes = [n for n in (notes if notes is not None else lm_notes(lm, priced_as)) if not n.startswith("INCOMPLETE:")]
+    calibrated = sorted({str(r.extra["offline_calibrated_to"]) for r in runs if r.extra.get("offline_calibrated_to")})
+    if calibrated and not any(n.startswith("Calibrated:") for n in notes):
+        notes.append(f"Calibrated: the offline LM answered as calibrated to {', '.join(calibrated)} (harness fidelity's "
+                     "calibration.json: that model's measured share of answers not in ChatAdapter's format, of "
+                     "unparsable JSON answers, and its accuracy); how far it then stands in for that model: "
+                     "`harness fidelity` against the real bench (fidelity-calibrated.md).")
     if missing:
         notes.insert(0, f"INCOMPLETE: {len(missing)} of {len(expected)} runs have no record: " + ", ".join(missing))
     return Report(created_at=created_at or utcnow(), profile=profile, lm=lm or "offline/simulated", priced_as=priced_as,

@@ -154,6 +154,50 @@ def server_lines(report: Report) -> list[str]:
                        "server peak RSS MiB", "run peak RSS MiB", "fallbacks", "n short", "errors"], rows)]
 
 
+def cost_card_section(report: Report) -> list[str]:
+    """What the reader asks first: per task, what each optimizer cost and what it bought."""
+    from harness.registry import strategies
+
+    lines = ["## What each optimizer cost", ""]
+    frame = strategy_frame(report)
+    if frame.empty:
+        return lines + ["No runs.", ""]
+    declared = strategies()
+    offline = report.lm.startswith("offline")
+    price = (f"spend at {report.priced_as}'s price" + (" (projected: the offline LM is not billed)" if offline else "")
+             if report.priced_as else "spend not priced")
+    lines += [f"Per task, whole runs (median over ok repeats), LM {report.lm}; {price}; wall time and peak RAM of "
+              "the optimizer's process tree on this machine. Scores: " + (SCORE_NOTE if offline else
+                                                                         f"measured with {report.lm}") + ".", ""]
+    for task, rows in frame.groupby("task", sort=False):
+        lines += [f"**{task}**", ""]
+        table = []
+        for _, row in rows.iterrows():
+            def med(name, digits=",.0f"):
+                st = row.get(name)
+                return "-" if st is None or (isinstance(st, float) and pd.isna(st)) else format(st.median, digits)
+
+            tokens = "-"
+            if med("input_tokens") != "-" and med("output_tokens") != "-":
+                tokens = f"{row['input_tokens'].median + row['output_tokens'].median:,.0f}"
+            spend = row.get("api_cost_usd")
+            pair = [r for r in report.runs if r.key == (row["strategy"], task) and r.status == "ok"]
+            before = [r.score_before for r in pair if r.score_before is not None]
+            after = [r.score_after for r in pair if r.score_after is not None]
+            score = f"{statistics.median(before):.0f} -> {statistics.median(after):.0f}" if before and after else "-"
+            strat = declared.get(row["strategy"])
+            status = "ok" if row["ok"] == row["runs"] else row["status"]
+            table.append([row["strategy"], status, med("lm_calls"), tokens,
+                          money(spend.median) if spend is not None and not pd.isna(spend) else "-",
+                          duration(row["wall_s"].median) if row.get("wall_s") is not None
+                          and not pd.isna(row.get("wall_s")) else "-",
+                          f"{med('peak_rss_mb')} MiB" if med("peak_rss_mb") != "-" else "-", score,
+                          strat.scales_with if strat is not None and strat.scales_with else "-"])
+        lines += md_table(["strategy", "status", "LM calls", "tokens", "spend", "wall", "peak RAM", "score",
+                           "calls scale with"], table) + [""]
+    return lines
+
+
 def strategy_section(report: Report, ev) -> list[str]:
     offline = report.lm.startswith("offline")
     note = SCORE_NOTE if offline else (f"scored with the real LM {report.lm}" + (
@@ -420,6 +464,7 @@ def methods_section(report: Report) -> list[str]:
 
 def build(report: Report, result, ev, plots, failed_plots: list[str], claims_error: str | None = None) -> str:
     lines = [f"# dspy-resource-bench report: profile {report.profile}, LM {report.lm}", ""]
+    lines += cost_card_section(report)
     lines += claims_section(result, claims_error)
     lines += context_section(report)
     lines += strategy_section(report, ev)

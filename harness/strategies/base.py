@@ -66,6 +66,7 @@ class Strategy:
     needs: tuple[str, ...] = ()  # importable modules it needs beyond dspy (checked before running)
     inference_heavy: bool = False  # its cost moves from compile time to inference (KNNFewShot, Ensemble)
     prepare: Callable[[RunContext, "dspy.Module"], "dspy.Module"] | None = None  # e.g. set the student LM
+    scales_with: str = ""  # what its LM calls grow with, from its own loop (the report's cost card says it)
 
     def runs_on(self, task: str) -> bool:
         return self.tasks is None or task in self.tasks

@@ -152,5 +152,6 @@ def gepa(ctx: RunContext, program):
 
 STRATEGIES = [
     Strategy("GEPA", "prompt", "reflective prompt evolution: an LM reads feedback on traces and rewrites the "
-             "instructions (quick: 160 metric calls, standard: auto='light'; not in the study)", gepa, needs=("gepa",)),
+             "instructions (quick: 160 metric calls, standard: auto='light'; not in the study)", gepa, needs=("gepa",),
+             scales_with="its metric-call budget (auto or max_metric_calls), plus one reflection call per proposal"),
 ]

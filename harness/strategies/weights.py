@@ -89,7 +89,7 @@ def prepare_student(ctx: RunContext, program: Any) -> Any:
         from harness.lm.local import get_model, student_folder
 
         model = get_model(name.split("/", 1)[1])
-        ctx.extra["student_model"] = f"{name}: {model.summary}, {model.params_m}M parameters, dequantized to fp32"
+        ctx.extra["student_source"] = f"{name}: {model.summary}, {model.params_m}M parameters, dequantized to fp32"
         name = str(student_folder(model))
         if not (Path(name) / "config.json").exists():
             raise ValueError(f"student {ctx.options['student']} is not made yet: run it through `harness run` or a "
@@ -274,6 +274,7 @@ BOOTSTRAP_FINETUNE = Strategy(
     compile=compile_bootstrap_finetune,
     prepare=prepare_student,
     needs=NEEDS,
+    scales_with="train examples (the teacher's traces); training time with SFT steps x student size",
 )
 GRPO_STRATEGY = Strategy(
     name="GRPO",
@@ -282,6 +283,7 @@ GRPO_STRATEGY = Strategy(
     compile=compile_grpo,
     prepare=prepare_student,
     needs=NEEDS,
+    scales_with="train steps x examples per step x rollouts (student and teacher calls)",
 )
 BETTER_TOGETHER = Strategy(
     name="BetterTogether",
@@ -290,5 +292,6 @@ BETTER_TOGETHER = Strategy(
     compile=compile_better_together,
     prepare=prepare_student,
     needs=NEEDS,
+    scales_with="its random-search prompt steps (candidates x dev) plus one fine-tuning step",
 )
 STRATEGIES = (BOOTSTRAP_FINETUNE, GRPO_STRATEGY, BETTER_TOGETHER)
