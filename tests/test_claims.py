@@ -14,6 +14,7 @@ from harness.claims import evaluate, main_claims
 from harness.claims.spec import load_claims
 from harness.claims.stats import average_ranks, linear_fit, spearman
 from harness.claims.verdict import CONTRADICTED, HOLDS, UNTESTABLE, Verdict, judge_range
+from harness.load import load_report
 from tests.helpers import ROOT
 from harness.record import (GitInfo, LMUsage, MachineInfo, Measurement, Phase, Report, RunRecord, SoftwareInfo,
                             TrainingInfo)
@@ -470,3 +471,16 @@ def test_main_claims_prints_markdown_and_json(tmp_path, capsys):
     for v in data["verdicts"]:
         assert v["verdict"] == UNTESTABLE or (v["figure"] and v["basis"]), v["claim_id"]
     assert data["projections"]["prices"]["models"]["openai/gpt-4o"]["input_usd_per_mtok"] == pytest.approx(2.5)
+
+
+def test_finetune_host_ram_is_judged_on_a_real_fine_tuning_run_only(tmp_path):
+    """results/real-student: BootstrapFinetune trained the pretrained SmolLM2-135M (LoRA, CPU): its host peak RSS is
+    small-model evidence against "100-500 GB of system RAM"; a report whose weight runs train the toy has none."""
+    real = load_report(ROOT / "results" / "real-student" / "report.json")
+    v = {x.claim_id: x for x in evaluate(real, out=tmp_path, with_projections=False).verdicts}["finetune.ram"]
+    rec = real.runs[0]
+    assert rec.training.extra["pretrained"] and v.verdict == CONTRADICTED
+    assert f"{rec.peak_rss_mb * 2**20 / 1e9:.3g} GB" in v.figure and "small-model evidence" in v.figure
+    toy = load_report(ROOT / "results" / "standard-2core" / "report.json")
+    w = {x.claim_id: x for x in evaluate(toy, out=tmp_path / "toy", with_projections=False).verdicts}["finetune.ram"]
+    assert w.verdict == UNTESTABLE and "pretrained" in w.reason

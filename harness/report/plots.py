@@ -109,6 +109,13 @@ def resources(plt, ev, out: Path) -> Plot | None:
     for ax, m in zip(axes.flat, metrics):
         g = pairs.groupby("strategy")[m].agg(["median", "min", "max"]).reindex(order)
         tiers = [pairs[pairs.strategy == s]["tier"].iloc[0] for s in order]
+        if g["median"].isna().all():  # e.g. spend of a local model: no price, not a zero
+            name, _ = labels[m]
+            ax.set_title(name[0].upper() + name[1:])
+            ax.text(0.5, 0.5, "not measured here\n(no price for this LM)" if m == "spend_usd" else "not measured here",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=11, color="0.4")
+            ax.set_xticks([])
+            continue
         y = range(len(order))
         med = g["median"].astype(float).fillna(0)
         ax.barh(list(y), med, color=[_colour(t) for t in tiers])
