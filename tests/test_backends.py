@@ -225,3 +225,14 @@ def test_fidelity_of_the_committed_real_model_bench():
         assert r.lm_server is not None and r.lm_server.server == "llama.cpp" and r.lm_server.peak_rss_mb > 100
         assert r.lm_calls == r.lm_server.choices
         assert (r.input_tokens, r.output_tokens) == (r.lm_server.prompt_tokens, r.lm_server.completion_tokens)
+
+
+def test_each_run_on_a_shared_offline_server_starts_its_sampling_afresh(tmp_path):
+    """A bench serves every run from one offline-http server: a run's sampled answers (COPRO samples its
+    candidates at temperature > 0) must not depend on the runs before it, as with a fresh in-process engine."""
+    with serve(backend_of("offline-http"), tmp_path) as served:
+        first, second = (run_one(RunSpec("COPRO", "math", "quick", repeat=i, lm="offline-http", options=dict(TINY)),
+                                 tmp_path, served=served) for i in (0, 1))
+    inproc = run_one(RunSpec("COPRO", "math", "quick", options=dict(TINY)), tmp_path / "inproc")
+    for figure in ("lm_calls", "input_tokens", "output_tokens", "score_after"):
+        assert getattr(first, figure) == getattr(second, figure) == getattr(inproc, figure), figure

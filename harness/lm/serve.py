@@ -74,6 +74,10 @@ class OfflineServer:
                 except json.JSONDecodeError:
                     self._send(400, {"error": {"message": "the body is not JSON"}})
                     return
+                if self.path.split("?")[0].rstrip("/") == "/harness/reset":  # a new run: sampling starts afresh
+                    server.reset()
+                    self._send(200, {"status": "reset"})
+                    return
                 if not self.path.split("?")[0].rstrip("/").endswith("chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
@@ -96,6 +100,11 @@ class OfflineServer:
                     oracle = task.oracle() if task is not None and task.oracle else None
                 self._brains[name] = Brain(oracle)
             return self._brains[name]
+
+    def reset(self) -> None:
+        """Forget how often each request was sampled: each run starts as a fresh in-process engine does."""
+        with self._lock:
+            self._seen.clear()
 
     def _salt(self, key: str, temperature) -> str:
         if not temperature:

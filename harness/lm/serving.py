@@ -253,6 +253,8 @@ class Window:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def begin(self) -> "Window":
+        if self.served.kind == "offline-http":  # the offline brain's sampling state is per run, as in-process
+            self.served.reset_state()
         self.first, _ = _tree_rss_mb(self.served.pid)
         self.peak = self.first
         threading.Thread(target=self._sample, daemon=True, name="server-rss").start()
@@ -360,6 +362,13 @@ class Served:
             lines = [ln.strip() for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
             return lines[-1][:300] if lines else "no output"
         return "no output"
+
+    def reset_state(self) -> None:
+        """Ask the offline LM's server to start its sampling afresh (POST /harness/reset)."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/harness/reset", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(req, timeout=10).close()
 
     def window(self) -> Window:
         with contextlib.suppress(OSError):

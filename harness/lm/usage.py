@@ -199,6 +199,7 @@ def failure_counting_callback() -> type:
     so that counting failures adds no callback to DSPy's dispatch: one more (even a no-op) made each call of
     the math program on the offline LM 0.25-0.3 ms slower on the 2-core VM (0.74 ms with none), a cost the
     offline figures must not carry."""
+    from dspy.adapters import ChatAdapter, JSONAdapter
     from dspy.utils.callback import BaseCallback
 
     class FailureCounting(BaseCallback):
@@ -219,8 +220,6 @@ def failure_counting_callback() -> type:
         def on_adapter_parse_start(self, call_id, instance, inputs):
             # ChatAdapter (not its JSONAdapter subclass) catches its own parse error and asks the LM again through
             # JSONAdapter (dspy/adapters/chat_adapter.py, __call__): that failure is a fallback, not a failed call.
-            from dspy.adapters import ChatAdapter, JSONAdapter
-
             _LAST.falls_back = (isinstance(instance, ChatAdapter) and not isinstance(instance, JSONAdapter)
                                 and getattr(instance, "use_json_adapter_fallback", True))
 
