@@ -323,6 +323,7 @@ def _lm_verdict(status: str, error: str | None, result: dict) -> tuple[str, str 
 def _record(spec: RunSpec, timeout: float, status: str, error: str | None, started, wall: float, before, after,
             fig, result: dict | None, beat: dict, root_pid: int, server=None) -> RunRecord:
     res = result or {}
+    backend = spec.backend
     counters = res.get("counters") or {}
     descendants = fig.descendants(root_pid)
     root = fig.procs.get(root_pid)
@@ -386,7 +387,7 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
         wall_s=round(wall, 4), cpu_s=round(cpu, 4), peak_rss_mb=round(peak, 2), setup_rss_mb=res.get("setup_rss_mb"),
         gpu_peak_mb=None if gpu_peak is None else round(gpu_peak, 1), gpu=gpu,
         disk_written_mb=round(disk / MB, 4),
-        lm=spec.backend.name, lm_kind=spec.backend.record_kind, lm_server=server,
+        lm=backend.name, lm_kind=backend.record_kind, lm_server=server,
         priced_as=res.get("priced_as", spec.price_as), lm_calls=usage.lm_calls if usage else None,
         input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
         api_cost_usd=usage.api_cost_usd if usage else None, lm_engine_s=res.get("lm_engine_s"),

@@ -16,17 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness.lm.brain import Brain
-
-
-def _text(content) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+from harness.lm.serve import OfflineServer, text_of
 
 
 def closed_port() -> int:
@@ -42,70 +35,43 @@ def fails(messages: list[tuple[str, str]], fail_pct: int) -> bool:
     return int.from_bytes(digest[:4], "big") % 100 < fail_pct
 
 
-class ChatServer:
-    """`with ChatServer(oracle) as srv:` then use `srv.base_url`; `srv.totals` has what it reported."""
+class ChatServer(OfflineServer):
+    """`with ChatServer(oracle) as srv:` then use `srv.base_url`; `srv.totals` has what it reported. The offline
+    LM's HTTP server (harness.lm.serve) with the test's oracle, its own token count and the faults above."""
 
     def __init__(self, oracle=None, fail_pct: int = 0, usage: bool = True, garbage: bool = False) -> None:
+        super().__init__()
         self.brain = Brain(oracle)
-        self.lock = threading.Lock()
+        self.fail_pct, self.usage, self.garbage = fail_pct, usage, garbage
         # requests: answered 200; http_500: requests refused with 500 (every attempt, retries included)
         self.totals = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "http_500": 0}
         self.paths: list[str] = []
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _send(self, code: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                server.paths.append(self.path)
-                if not self.path.split("?")[0].rstrip("/").endswith("chat/completions"):
-                    self.send_error(404)
-                    return
-                messages = [(m["role"], _text(m.get("content"))) for m in body.get("messages", [])]
-                if fails(messages, fail_pct):
-                    with server.lock:
-                        server.totals["http_500"] += 1
-                    self._send(500, {"error": {"message": "injected failure", "type": "server_error"}})
-                    return
-                system = "".join(t for r, t in messages if r == "system")
-                rest = [(r, t) for r, t in messages if r != "system"]
-                reply = "Sorry, I would rather not say." if garbage else server.brain.reply(system, rest, "t0")
-                prompt_tokens = sum(len(t.split()) for _, t in messages) + 7  # the server's own count
-                completion_tokens = len(reply.split()) + 1
-                with server.lock:
-                    server.totals["requests"] += 1
-                    server.totals["prompt_tokens"] += prompt_tokens
-                    server.totals["completion_tokens"] += completion_tokens
-                    n = server.totals["requests"]
-                payload = {
-                    "id": f"chatcmpl-{n}", "object": "chat.completion",
-                    "created": int(time.time()), "model": body.get("model", "local"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply}}],
-                }
-                if usage:
-                    payload["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                        "total_tokens": prompt_tokens + completion_tokens}
-                self._send(200, payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> "ChatServer":
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, path: str, body: dict) -> tuple[int, dict]:
+        self.paths.append(path)
+        if not path.endswith("chat/completions"):
+            return 404, {"error": {"message": f"no route {path}"}}
+        messages = [(m["role"], text_of(m.get("content"))) for m in body.get("messages", [])]
+        if fails(messages, self.fail_pct):
+            with self._lock:
+                self.totals["http_500"] += 1
+            return 500, {"error": {"message": "injected failure", "type": "server_error"}}
+        system = "".join(t for r, t in messages if r == "system")
+        rest = [(r, t) for r, t in messages if r != "system"]
+        reply = "Sorry, I would rather not say." if self.garbage else self.brain.reply(system, rest, "t0")
+        prompt_tokens = sum(len(t.split()) for _, t in messages) + 7  # the server's own count
+        completion_tokens = len(reply.split()) + 1
+        with self._lock:
+            self.totals["requests"] += 1
+            self.totals["prompt_tokens"] += prompt_tokens
+            self.totals["completion_tokens"] += completion_tokens
+            n = self.totals["requests"]
+        payload = {
+            "id": f"chatcmpl-{n}", "object": "chat.completion",
+            "created": int(time.time()), "model": body.get("model", "local"),
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
+        }
+        if self.usage:
+            payload["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                "total_tokens": prompt_tokens + completion_tokens}
+        return 200, payload

@@ -30,10 +30,10 @@ from harness.errors import HarnessError
 OFFLINE, OFFLINE_HTTP, LOCAL, HOSTED = "offline", "offline-http", "local", "hosted"
 OFFLINE_MODEL = "offline/simulated"
 DEFAULT_PRICE_MODEL = "openai/gpt-4o-mini"
-LOCAL_MAX_TOKENS = 256  # a small model that rambles on is cut here (SmolLM2 averaged 225 tokens a call uncut)
+LOCAL_MAX_TOKENS = 256  # a small model that rambles on is cut here (SmolLM2 averaged 225 a call, capped at 1000)
 LITELLM_WORKAROUND = ("engine='litellm' for the local model: DSPy 3.4.1's default lm15 engine sends "
-                      "max_completion_tokens, which llama.cpp's server ignores (it generated to the context limit, "
-                      "3,931 tokens in one call); litellm sends max_tokens")
+                      "max_completion_tokens, which llama.cpp's server ignores (it generates to the context "
+                      "limit); litellm sends max_tokens")
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,14 @@ def kind_of(lm: str | None) -> str:
 
 def backend_of(lm: str | None, api_base: str | None = None) -> Backend:
     """The backend `--lm` names, checked before anything runs (one-line errors)."""
-    if lm in (None, "", OFFLINE, OFFLINE_MODEL):
+    kind = kind_of(lm)
+    if kind == OFFLINE:
         if api_base:
             raise HarnessError("--api-base needs --lm: name the model the server serves (openai/<name>)")
         return Backend(OFFLINE, OFFLINE_MODEL)
-    if lm == OFFLINE_HTTP:
+    if kind == OFFLINE_HTTP:
         return Backend(OFFLINE_HTTP, OFFLINE_HTTP)
-    if lm.startswith(f"{LOCAL}/"):
+    if kind == LOCAL:
         from harness.lm.local import get_model
 
         get_model(lm.split("/", 1)[1])

@@ -2,7 +2,7 @@
 
 Each model comes inside a PyPI package (no model hub is reached): the GGUF file is taken out of the
 installed package, never imported. The server is llama.cpp's, from llama-cpp-python (``[server]`` extra),
-which builds from source on first use (about 12 CPU-minutes on the 2-core VM; pip caches the wheel).
+which builds llama.cpp from source on first use (pip caches the wheel).
 Both install into the harness's own environment on first use, never in `make test`'s default install.
 """
 
@@ -92,8 +92,8 @@ def ensure_installed(model: LocalModel, say: Callable[[str], None]) -> Path:
     if missing:
         _pip(["--no-deps", *missing], say, f"the {model.name} weights ({', '.join(missing)})")
     if importlib.util.find_spec("llama_cpp") is None or not _installed(SERVER_PACKAGE.replace("[server]", "")):
-        _pip([SERVER_PACKAGE], say, f"{SERVER_PACKAGE} (builds llama.cpp from source: about 12 CPU-minutes on 2 "
-             "cores the first time; pip caches the wheel)")
+        _pip([SERVER_PACKAGE], say, f"{SERVER_PACKAGE} (builds llama.cpp from source the first time, which takes "
+             "many minutes on a small machine; pip caches the wheel)")
     path = model.locate()
     if not path.is_file():
         raise HarnessError(f"the {model.name} weights are not where its package puts them ({path}): reinstall "

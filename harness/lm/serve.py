@@ -28,7 +28,7 @@ def model_name(task: str) -> str:
     return f"{MODEL_PREFIX}{task}"
 
 
-def _text(content) -> str:
+def text_of(content) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
@@ -74,14 +74,7 @@ class OfflineServer:
                 except json.JSONDecodeError:
                     self._send(400, {"error": {"message": "the body is not JSON"}})
                     return
-                if self.path.split("?")[0].rstrip("/") == "/harness/reset":  # a new run: sampling starts afresh
-                    server.reset()
-                    self._send(200, {"status": "reset"})
-                    return
-                if not self.path.split("?")[0].rstrip("/").endswith("chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
-                    return
-                self._send(200, server.complete(body))
+                self._send(*server.answer(self.path.split("?")[0].rstrip("/"), body))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
@@ -101,6 +94,15 @@ class OfflineServer:
                 self._brains[name] = Brain(oracle)
             return self._brains[name]
 
+    def answer(self, path: str, body: dict) -> tuple[int, dict]:
+        """(HTTP status, JSON payload) for a POST to `path` (a subclass may inject faults here)."""
+        if path == "/harness/reset":  # a new run: sampling starts afresh
+            self.reset()
+            return 200, {"status": "reset"}
+        if not path.endswith("chat/completions"):
+            return 404, {"error": {"message": f"no route {path}"}}
+        return 200, self.complete(body)
+
     def reset(self) -> None:
         """Forget how often each request was sampled: each run starts as a fresh in-process engine does."""
         with self._lock:
@@ -115,7 +117,7 @@ class OfflineServer:
         return f"s{n}"
 
     def complete(self, body: dict) -> dict:
-        messages = [(m.get("role", "user"), _text(m.get("content"))) for m in body.get("messages", [])]
+        messages = [(m.get("role", "user"), text_of(m.get("content"))) for m in body.get("messages", [])]
         system = "".join(t for r, t in messages if r == "system")
         rest = [(r, t) for r, t in messages if r != "system"]
         key = prefix_key(system, rest)

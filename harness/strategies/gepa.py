@@ -28,7 +28,7 @@ AUTO = ("light", "medium", "heavy")
 # 10 passes over the quick profile's 16-example valset: compile 0.4-1 s in-process on the 2-core VM; with 64, GEPA
 # kept at most 2 candidates beside the seed and no task's test score moved (160: math 62.5 -> 75, classify
 # 66.7 -> 87.5).
-LOCAL_METRIC_CALLS = 24  # the local profile's: the seed on the 8-example valset, then two proposals
+LOCAL_METRIC_CALLS = 24  # the local profile's: the seed on its 6-example valset, then a few proposals
 QUICK_METRIC_CALLS = 160
 # GEPA checks its budget between iterations, so it ends at most one iteration past it: two reflection minibatches
 # (parent and child, 3 examples each) and one full valset evaluation of an accepted candidate.
