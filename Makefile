@@ -6,7 +6,8 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-# A local model (LM=local/smollm2-135m) runs the profile sized for it unless PROFILE says otherwise.
+# A local model (LM=local/smollm2-135m) runs the profile sized for it unless PROFILE says otherwise; the local
+# and real-student profiles are one task's bench (no memory bench or scaling runs).
 PROFILE ?= $(if $(filter local/%,$(LM)),local,standard)
 OUT     ?= results/latest
 REPEAT  ?= 1
@@ -14,7 +15,7 @@ REPEAT  ?= 1
 # with the train set (every prompt strategy on every task at the profile's budgets, at two train sizes below the
 # profile's own, the bench's records the third), so that every claim can get its verdict; a bench of chosen
 # strategies or tasks skips it.
-EXTRAS  ?= $(if $(STRATEGY)$(TASK)$(LM),0,1)
+EXTRAS  ?= $(if $(STRATEGY)$(TASK)$(LM)$(filter local real-student,$(PROFILE)),0,1)
 export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME KEEP_FAILED PRICE_AS LM_SERVER
 
 .PHONY: bench test bench-memory report claims check baseline list clean help
@@ -25,6 +26,8 @@ help:
 	@echo "                   then (whole suite only) the memory bench and the scaling runs, and the report again"
 	@echo "                   LM=local/smollm2-135m (or local/gemma3-270m): a real model, installed on first use and"
 	@echo "                   served on 127.0.0.1 by the harness; PROFILE=local by default (classify, small budgets)"
+	@echo "                   PROFILE=real-student: every strategy, the weight ones fine-tuning a real pretrained student"
+	@echo "                   (SmolLM2-135M, LoRA; with LM=local/<name>, that same model as task LM, teacher and student)"
 	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"

@@ -81,6 +81,7 @@ def _bench_log(path: Path):
 
 class Bench:
     def __init__(self, cfg: BenchConfig) -> None:
+        cfg.options = registry.get_profile(cfg.profile).options_for(cfg.lm, cfg.options)
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)

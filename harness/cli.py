@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--strategy", required=True, help="strategy name (see `list`)")
     p.add_argument("--task", required=True, help="task name (see `list`)")
-    p.add_argument("--profile", default="quick", help="quick or standard")
+    p.add_argument("--profile", default="quick", help="quick, standard, local or real-student (see `list`)")
     p.add_argument("--out", default="results/runs", help="folder for runs/<run_id>.json and logs/")
     _add_run_options(p)
 
@@ -235,7 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.lm.local import prepare_student
     from harness.runner import RunSpec, run_one, stop_on_signals
 
-    registry.get_profile(args.profile)
+    profile = registry.get_profile(args.profile)
     strategy = registry.get_strategy(args.strategy)
     registry.get_task(args.task)
     if not strategy.runs_on(args.task):
@@ -243,7 +243,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_lm(args.lm, args.price_as, args.api_base)
     out = ensure_writable(Path(args.out))
     spec = RunSpec(strategy=args.strategy, task=args.task, profile=args.profile, lm=args.lm, api_base=args.api_base,
-                   price_as=args.price_as, timeout_s=args.timeout, max_rss_mb=args.max_rss, options=_options(args))
+                   price_as=args.price_as, timeout_s=args.timeout, max_rss_mb=args.max_rss,
+                   options=profile.options_for(args.lm, _options(args)))
 
     def say(m: str) -> None:
         print(f"  {m}", file=sys.stderr, flush=True)

@@ -416,6 +416,19 @@ class RunRecord(_Model):
     def key(self) -> tuple[str, str]:
         return (self.strategy, self.task)
 
+    @property
+    def student(self) -> str | None:
+        """The student a weight run trained: 'tiny' (the random toy), 'local/<name>' or a folder; None if none."""
+        if self.training is None:
+            return None
+        name = self.extra.get("student") or str(self.extra.get("student_source") or "").split(":")[0]
+        return str(name or ("a pretrained folder" if self.training.extra.get("pretrained") else "tiny"))
+
+    @property
+    def toy_student(self) -> bool:
+        """A weight run whose student was the random toy: its time, RAM and score are not a real model's."""
+        return self.training is not None and not self.training.extra.get("pretrained")
+
 
 class Calibration(_Model):
     """A fixed CPU workload timed at the start of a bench, to compare times across machines."""

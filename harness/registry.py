@@ -28,6 +28,16 @@ class Profile:
     sizes: dict[str, int] | None = None  # examples per split (None: each task's sizes for `budgets`)
     tasks: tuple[str, ...] | None = None  # the tasks a bench runs by default (None: every task)
     kinds: tuple[str, ...] | None = None  # the strategy kinds a bench runs by default (None: every kind)
+    options: tuple[tuple[str, str], ...] = ()  # run options it sets unless the user names them (e.g. the student)
+
+    def options_for(self, lm: str | None, options: dict) -> dict:
+        """The run options of a bench or run with this profile: the user's, over the profile's own. A profile's
+        real student is the LM's own model when the LM is a local one (one model as task LM, teacher and
+        student), so that its prompt and weight strategies are scored on the same model."""
+        mine = dict(self.options)
+        if str(mine.get("student", "")).startswith("local/") and str(lm or "").startswith("local/"):
+            mine["student"] = str(lm)
+        return {**mine, **options}
 
     @property
     def budget_profile(self) -> str:
@@ -45,6 +55,11 @@ PROFILES: dict[str, Profile] = {
                 "classify, 6 train / 6 dev / 5 test examples, smaller budgets than quick (harness.strategies: *_LOCAL)", timeout_s=1800,
                 eval_threads=1, real_lm_threads=1, budgets="local", sizes={"train": 6, "dev": 6, "test": 5},
                 tasks=("classify",), kinds=("prompt",)),
+        Profile("real-student", "every strategy on classify at the local profile's examples (6/6/5) and budgets, "
+                "the weight strategies training a real pretrained student (local/smollm2-135m, or the LM's own model "
+                "with LM=local/<name>; LoRA) on the CPU or a GPU", timeout_s=2400, eval_threads=1, real_lm_threads=1,
+                budgets="local", sizes={"train": 6, "dev": 6, "test": 5}, tasks=("classify",),
+                options=(("student", "local/smollm2-135m"), ("mode", "lora"))),
     ]
 }
 

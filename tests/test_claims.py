@@ -484,3 +484,46 @@ def test_finetune_host_ram_is_judged_on_a_real_fine_tuning_run_only(tmp_path):
     toy = load_report(ROOT / "results" / "standard-2core" / "report.json")
     w = {x.claim_id: x for x in evaluate(toy, out=tmp_path / "toy", with_projections=False).verdicts}["finetune.ram"]
     assert w.verdict == UNTESTABLE and "pretrained" in w.reason
+
+
+def test_prompt_share_compares_the_best_prompt_score_with_fine_tuning_the_same_real_model(tmp_path):
+    """quality.prompt_share: prompt strategies on a real LM (results/local-smollm2: SmolLM2 served, 5 test examples)
+    against a weight run that fine-tuned that same model on the same test set; the offline LM's or another test
+    set's scores never count."""
+    prompt = load_report(ROOT / "results" / "local-smollm2" / "report.json")
+    tuned = load_report(ROOT / "results" / "real-student" / "report.json").runs[0]
+    best_prompt = max(r.score_after for r in prompt.runs if r.status == "ok")
+    assert best_prompt > 0
+
+    def share(**change):
+        run = tuned.model_copy(update={"extra": {**tuned.extra, "student": "local/smollm2-135m"}, **change})
+        rep = prompt.model_copy(update={"runs": [*prompt.runs, run]})
+        return {x.claim_id: x for x in evaluate(rep, out=tmp_path, with_projections=False).verdicts}[
+            "quality.prompt_share"]
+
+    assert "no ok weight run" in share().reason  # the tuned run had 8 test examples, the prompt runs 5
+    worse = share(n_test=5, score_after=best_prompt * 2)
+    assert worse.verdict == CONTRADICTED and worse.data["share"] == pytest.approx(0.5)
+    assert "small-model evidence" in worse.figure.lower() and tuned.run_id in worse.run_ids
+    even = share(n_test=5, score_after=best_prompt * 0.5)
+    assert even.verdict == HOLDS and even.data["share"] == pytest.approx(1.0)
+    other = share(n_test=5, score_after=best_prompt * 2, extra={"student": "local/gemma3-270m"})
+    assert other.verdict == UNTESTABLE  # another model fine-tuned: not the same model's maximum
+    offline = load_report(ROOT / "results" / "local-offline" / "report.json")
+    rep = offline.model_copy(update={"runs": [*offline.runs, tuned.model_copy(update={"n_test": 5})]})
+    v = {x.claim_id: x for x in evaluate(rep, out=tmp_path, with_projections=False).verdicts}["quality.prompt_share"]
+    assert v.verdict == UNTESTABLE and "real LM" in v.reason  # the offline LM's scores are not quality
+
+
+def test_a_toy_students_time_and_ram_stay_out_of_the_verdicts(tmp_path):
+    """results/standard-2core trained the random toy: the tier-order verdicts on time and RAM leave the three
+    weight strategies out and say so; their LM calls (the teacher's) still count."""
+    rep = load_report(ROOT / "results" / "standard-2core" / "report.json")
+    assert all(r.toy_student for r in rep.runs if r.training is not None)
+    v = {x.claim_id: x for x in evaluate(rep, out=tmp_path, with_projections=False).verdicts}
+    for m in ("optimize_wall_s", "peak_rss_mb"):
+        fig = v[f"tiers.order.{m}"].figure
+        assert "left out: BetterTogether, BootstrapFinetune, GRPO (a random toy student" in fig, fig
+        assert "n=12" in fig  # 15 tiered strategies less the 3 toys
+    assert "left out" not in v["tiers.order.lm_calls"].figure and "n=15" in v["tiers.order.lm_calls"].figure
+    assert "toy student" in v["tiers.placement.GRPO"].figure

@@ -56,7 +56,8 @@ def test_gepa_vs_grpo_measured_ratios(gepa_result):
     assert set(tasks) == {"math", "classify", "multihop"}
     assert tasks["multihop"] == {"gepa": 173.0, "grpo": 12.0, "ratio": pytest.approx(12 / 173)}
     assert roll.verdict == "contradicted"  # 12 GRPO rollouts (3 steps x 4) vs 160+ GEPA metric calls
-    assert v["gepa_grpo.wall"].verdict == "holds"
+    wall = v["gepa_grpo.wall"]  # GRPO trained the random toy: its wall time is not a real GRPO's
+    assert wall.verdict == "untestable here" and "random toy student" in wall.reason
     assert v["gepa_grpo.cost"].verdict == "contradicted" and "not priced" in v["gepa_grpo.cost"].figure
     q = v["gepa_grpo.quality"]
     assert q.verdict == "untestable here" and "random-initialised" in q.reason and "offline" in q.reason

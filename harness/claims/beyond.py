@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.claims.checks import check, fmt as _fmt
 from harness.claims.costs import METHOD as COST_METHOD
-from harness.claims.evidence import Evidence
+from harness.claims.evidence import TOY_METRICS, Evidence
 from harness.claims.spec import Claim
 from harness.claims.verdict import Verdict, decided, untestable
 from harness.record import RunRecord
@@ -114,6 +114,9 @@ def _gepa_vs_grpo(claim: Claim, ev: Evidence) -> list[Verdict]:
             a, b = _cost(ev, GEPA, task, measure), _cost(ev, GRPO, task, measure)
         work = f"profile {ev.report.profile}, {task}: {gepa_workload(gepa[task])} vs {grpo_workload(grpo[task])}"
         ids += _ids(gepa[task], grpo[task])
+        if b is None and measure in TOY_METRICS and any(r.toy_student for r in grpo[task]):
+            skipped.append(f"{task} (GRPO trained a random toy student: its {label} is not a real model's)")
+            continue
         if a is None or b is None or a <= 0:
             skipped.append(f"{task} ({label} not measured for both, or GEPA's is 0)")
             continue

@@ -8,6 +8,7 @@ from typing import Callable
 
 import pandas as pd
 
+from harness import registry
 from harness.claims import analytic, memory_data, projections, tiers, training_cost
 from harness.claims.costs import METHOD as COST_METHOD
 from harness.claims.evidence import MIB_TO_GB, Evidence
@@ -290,6 +291,58 @@ def _finetune_host_ram(claim: Claim, ev: Evidence) -> list[Verdict]:
                            "student trained in it; small-model evidence: a model of 100M-300M parameters, not an LLM "
                            "of the sizes the study means",
                            extra="small-model evidence only: host RAM grows with the model, the data and the loader")]
+
+
+@check("prompt_share")
+def _prompt_share(claim: Claim, ev: Evidence) -> list[Verdict]:
+    """The best prompt-only score against the best score of any strategy, fine-tuning included, on one real
+    model: prompt strategies run on a real LM (local or hosted, never the offline LM, whose scores are not
+    quality) and weight strategies that fine-tuned that same model as a pretrained student, on the same task
+    and test set (same examples: the same task and n_test)."""
+    share = float(claim.need("share"))
+    ok = [r for r in ev.report.runs if r.status == "ok" and r.score_after is not None]
+    known = registry.strategies()  # GEPA too: a prompt strategy the study predates
+    prompt = [r for r in ok if r.strategy in known and known[r.strategy].kind == "prompt"
+              and r.lm_kind in ("local", "real")]
+    tuned = [r for r in ok if r.training is not None and r.training.extra.get("pretrained")]
+    if not prompt:
+        return [untestable(claim, claim.need("reason"))]
+    cases, reasons = [], []
+    for (task, n_test, model) in sorted({(r.task, r.n_test, r.lm) for r in prompt}):
+        p = [r for r in prompt if (r.task, r.n_test, r.lm) == (task, n_test, model)]
+        w = [r for r in tuned if (r.task, r.n_test, r.student) == (task, n_test, model)]
+        if not w:
+            reasons.append(f"{task} ({n_test} test examples, {model}): no ok weight run fine-tuned {model} on it")
+            continue
+        best_p = max(p, key=lambda r: r.score_after)
+        best = max([*p, *w], key=lambda r: max(r.score_after, r.score_before or 0))
+        top = max(best.score_after, best.score_before or 0)
+        if top <= 0:
+            reasons.append(f"{task} ({model}): no strategy scored above 0, so there is no maximum to share")
+            continue
+        cases.append((task, n_test, model, best_p, best, top, best_p.score_after / top, len(p), len(w)))
+    if not cases:
+        return [untestable(claim, "; ".join(reasons))]
+    parts = [f"{task} on {model} ({n_test} test examples): best prompt-only {bp.strategy} {bp.score_after:g} vs best "
+             f"{b.strategy} {top:g}: {frac:.0%} ({n_p} prompt and {n_w} weight runs)"
+             for task, n_test, model, bp, b, top, frac, n_p, n_w in cases]
+    worst = min(c[6] for c in cases)
+    ids = sorted({r.run_id for c in cases for r in (c[3], c[4])})
+    figure = "; ".join(parts) + (". Small-model evidence: one small model on a few test examples (a test score moves "
+                                 "in steps of 1/n_test), not the LLMs the study means")
+    if reasons:
+        figure += ". Not judged: " + "; ".join(reasons)
+    return [decided(claim, worst >= share, figure, "measured",
+                    rule=f"holds if on every workload the best prompt-only score is at least {share:.0%} of the best "
+                         "score of any strategy (fine-tuning included; above 90% also holds: prompting got at least "
+                         "that far)",
+                    method="test scores (the task's metric on its test split) of ok runs on the same real model: its "
+                           "prompt strategies with it as the task LM, its weight strategies fine-tuning it as a "
+                           "pretrained student; the maximum is the best score seen, before or after",
+                    run_ids=ids, key_runs=ids[:3],
+                    data={"share": worst, "workloads": [{"task": c[0], "n_test": c[1], "model": c[2],
+                                                         "best_prompt": c[3].strategy, "best": c[4].strategy,
+                                                         "share": c[6]} for c in cases]})]
 
 
 @check("finetune_range")

@@ -15,13 +15,15 @@ from harness.claims.spec import ClaimsFile
 from harness.record import Report, RunRecord
 
 MIB_TO_GB = 1024 * 1024 / 1e9
-RUN_COLUMNS = ["run_id", "strategy", "task", "repeat", "status", "error", "tier", "tier_rank", "changes", "lm_kind",
+RUN_COLUMNS = ["run_id", "strategy", "task", "repeat", "status", "error", "tier", "tier_rank", "changes", "lm_kind", "toy_student",
                "priced_as", "run_wall_s", "disk_written_mb", "gpu_peak_mb", "torch_peak_allocated_mb", "score_before",
                "score_after", "n_train", "n_dev", "trained", "training_steps", "training_device", "trained_params",
                "checkpoint_bytes", "param_change_rel", "input_tokens", "output_tokens", *COST_METRICS]
 NUMERIC = ["tier_rank", "run_wall_s", "disk_written_mb", "gpu_peak_mb", "torch_peak_allocated_mb", "score_before",
            "score_after", "n_train", "n_dev", "training_steps", "trained_params", "checkpoint_bytes", "param_change_rel",
            "input_tokens", "output_tokens", *COST_METRICS]
+
+TOY_METRICS = ("optimize_wall_s", "peak_rss_mb")  # what a toy student's run measures of the toy, not of a real model
 
 
 def run_row(rec: RunRecord, claims: ClaimsFile) -> dict[str, Any]:
@@ -47,6 +49,9 @@ def run_row(rec: RunRecord, claims: ClaimsFile) -> dict[str, Any]:
         row.update({k: v for k, v in cost.as_dict().items() if k in row})
     else:
         row["peak_rss_mb"] = rec.peak_rss_mb
+    row["toy_student"] = rec.toy_student
+    if rec.toy_student:  # a random toy's training time and memory say nothing of a real model's: kept out of verdicts
+        row.update({m: None for m in TOY_METRICS})
     return row
 
 
@@ -79,7 +84,7 @@ class Evidence:
         agg = df.groupby(["strategy", "task"], sort=False)[metrics].median().reset_index()
         meta = df.groupby(["strategy", "task"], sort=False).agg(
             tier=("tier", "first"), tier_rank=("tier_rank", "first"), changes=("changes", "first"),
-            run_ids=("run_id", list), repeats=("run_id", "size")).reset_index()
+            toy_student=("toy_student", "max"), run_ids=("run_id", list), repeats=("run_id", "size")).reset_index()
         return agg.merge(meta, on=["strategy", "task"])
 
     @property

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from harness.claims.costs import COST_METRICS, METHOD as COST_METHOD
-from harness.claims.evidence import Evidence
+from harness.claims.evidence import TOY_METRICS, Evidence
 from harness.claims.spec import Claim
 from harness.claims.stats import average_ranks, spearman
 from harness.claims.verdict import Verdict, decided, untestable
@@ -79,11 +79,23 @@ def _caveat_weights(ev: Evidence) -> str:
             f"what they cost at that scale, not at LLM scale (see the weight fine-tuning claims).")
 
 
+def toy_left_out(ev: Evidence, metric: str) -> str:
+    """'; left out: ...' where runs that trained the random toy have no figure for this metric in the verdict."""
+    if metric not in TOY_METRICS:
+        return ""
+    toys = sorted(set(ev.ok()[lambda d: d["toy_student"].astype(bool)]["strategy"]))
+    return (f"; left out: {', '.join(toys)} (a random toy student: its time and RAM are not a real model's)"
+            if toys else "")
+
+
 def _student(ev: Evidence, name: str) -> str:
     w = ev.ok("weights")
     w = w[w["strategy"] == name].dropna(subset=["trained_params"])
     if w.empty:
         return "no training figures"
+    if w["toy_student"].astype(bool).all():
+        return (f"a random toy student of {int(w['trained_params'].max()):,} parameters: its time and RAM are left "
+                "out, its LM calls and tokens are the teacher's")
     return (f"measured with a student of {int(w['trained_params'].max()):,} parameters on "
             f"{'/'.join(sorted(set(w['training_device'].dropna()))) or 'the CPU'}, not an LLM")
 
@@ -105,7 +117,7 @@ def order_verdicts(claim: Claim, ev: Evidence) -> list[Verdict]:
         o = st["overall"]
         ok = o["rho"] > 0 and o["p"] < alpha
         per_task = "; ".join(f"{t} {_fmt_rho(d)}" for t, d in st["per_task"].items())
-        figure = f"overall rho {_fmt_rho(o)}" + (f"; per task: {per_task}" if per_task else "")
+        figure = f"overall rho {_fmt_rho(o)}" + (f"; per task: {per_task}" if per_task else "") + toy_left_out(ev, m)
         ids = sorted({i for ids in pairs["run_ids"] for i in ids}) if not pairs.empty else []
         out.append(decided(sub, ok, figure, _basis(ev, [m]),
                            rule=f"holds if rho > 0 with one-sided permutation p < {alpha} "

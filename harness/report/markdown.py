@@ -187,7 +187,10 @@ def cost_card_section(report: Report) -> list[str]:
             score = f"{statistics.median(before):.0f} -> {statistics.median(after):.0f}" if before and after else "-"
             strat = declared.get(row["strategy"])
             status = "ok" if row["ok"] == row["runs"] else row["status"]
-            table.append([row["strategy"], status, med("lm_calls"), tokens,
+            students = sorted({r.student for r in pair if r.student})
+            name = row["strategy"] + (" (toy student)" if any(r.toy_student for r in pair) else
+                                      f" (student {', '.join(students)})" if students else "")
+            table.append([name, status, med("lm_calls"), tokens,
                           money(spend.median) if spend is not None and not pd.isna(spend) else "-",
                           duration(row["wall_s"].median) if row.get("wall_s") is not None
                           and not pd.isna(row.get("wall_s")) else "-",
@@ -195,6 +198,11 @@ def cost_card_section(report: Report) -> list[str]:
                           strat.scales_with if strat is not None and strat.scales_with else "-"])
         lines += md_table(["strategy", "status", "LM calls", "tokens", "spend", "wall", "peak RAM", "score",
                            "calls scale with"], table) + [""]
+    if any(r.toy_student for r in report.runs):
+        lines += ["A toy student is a random-initialised model of a few hundred thousand parameters, there so that a "
+                  "fast profile exercises the weight strategies: its LM calls and tokens are the teacher's and real, "
+                  "its wall time, RAM and score are a toy's, and the verdicts leave its time and RAM out. A real "
+                  "pretrained student: `--student local/smollm2-135m`, or `make bench PROFILE=real-student`.", ""]
     return lines
 
 

@@ -122,6 +122,9 @@ def resources(plt, ev, out: Path) -> Plot | None:
         lo = (med - g["min"].astype(float).fillna(0)).clip(lower=0)
         hi = (g["max"].astype(float).fillna(0) - med).clip(lower=0)
         ax.errorbar(med, list(y), xerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        for i, s in enumerate(order):  # a toy student's time and RAM are kept out: say so where the bar would be
+            if g["median"].isna().iloc[i] and pairs[pairs.strategy == s]["toy_student"].any():
+                ax.text(0, i, " toy student: not shown", va="center", fontsize=7, color="0.35")
         name, unit = labels[m]
         log = _wide(med.tolist())
         if log:
@@ -131,7 +134,9 @@ def resources(plt, ev, out: Path) -> Plot | None:
         ax.set_title(label[0].upper() + label[1:])
         ax.grid(axis="x", alpha=0.3)
     untiered = {s for s in order if _untiered(pairs[pairs.strategy == s]["tier"].iloc[0])}
-    axes[0, 0].set_yticks(range(len(order)), [f"{s} ({NOT_IN_STUDY})" if s in untiered else s for s in order])
+    toys = {s for s in order if pairs[pairs.strategy == s]["toy_student"].any()}
+    axes[0, 0].set_yticks(range(len(order)), [f"{s} ({NOT_IN_STUDY})" if s in untiered else f"{s} (toy student)"
+                                              if s in toys else s for s in order])
     axes[0, 0].invert_yaxis()  # the axes share y: once inverts them all; cheapest tier on top
     for ax in axes[:, 0]:
         ax.set_ylabel("strategy (by claimed tier)")
@@ -194,7 +199,8 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
         ax.grid(alpha=0.3, which="both")
     handles = tier_handles(ev, list(runs["tier"]))
     handles += [Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor="black",
-                       label="scored with its trained student (a tiny model)"),
+                       label="scored with its trained student (" + ("a random toy model" if runs["toy_student"].any()
+                                                                     else "a real pretrained model") + ")"),
                 Line2D([], [], color="black", lw=1, label="frontier of the prompt strategies"),
                 Line2D([], [], color="grey", ls="--", lw=1, label="score before optimizing (median)")]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.1))

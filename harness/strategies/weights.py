@@ -85,6 +85,7 @@ def prepare_student(ctx: RunContext, program: Any) -> Any:
     s = sizes(ctx)
     t0 = time.perf_counter()
     name = ctx.options.get("student", "tiny")
+    ctx.extra["student"] = name
     if name.startswith("local/"):  # a real pretrained model (harness.lm.local), made into a folder before the run
         from harness.lm.local import get_model, student_folder
 
