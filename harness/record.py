@@ -426,8 +426,11 @@ class RunRecord(_Model):
 
     @property
     def toy_student(self) -> bool:
-        """A weight run whose student was the random toy: its time, RAM and score are not a real model's."""
-        return self.training is not None and not self.training.extra.get("pretrained")
+        """A weight run whose student was the random toy: its time, RAM and score are not a real model's. (A student
+        built from a real model's config, init "config", has that model's size: its time and RAM are real.)"""
+        if self.training is None:
+            return False
+        return self.training.extra.get("init", "pretrained" if self.training.extra.get("pretrained") else "toy") == "toy"
 
 
 class Calibration(_Model):

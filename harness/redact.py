@@ -23,7 +23,8 @@ from urllib.parse import unquote
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_LEN = 8  # literal values shorter than this are not replaced in free text (URL forms always are)
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
+# A variable named like a credential (TIKTOKEN_CACHE_DIR is a folder of tokenizer files, not a token).
+SECRET_NAME = re.compile(r"^(?!TIKTOKEN_CACHE_DIR$).*(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
 # A query/fragment parameter that carries a credential: key, api_key, apikey, x-api-key, token, access_token,
 # secret, client_secret, password, passwd, pwd, pass, auth, authorization, credential, sig, signature, session.
 SECRET_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|credential|signature|session|^sig$|^pass$", re.I)

@@ -527,3 +527,7 @@ def test_a_toy_students_time_and_ram_stay_out_of_the_verdicts(tmp_path):
         assert "n=12" in fig  # 15 tiered strategies less the 3 toys
     assert "left out" not in v["tiers.order.lm_calls"].figure and "n=15" in v["tiers.order.lm_calls"].figure
     assert "toy student" in v["tiers.placement.GRPO"].figure
+    run = next(r for r in rep.runs if r.training is not None)
+    shaped = run.model_copy(update={"training": run.training.model_copy(
+        update={"extra": {**run.training.extra, "init": "config"}})})
+    assert not shaped.toy_student  # a real model's shape with random weights: its time and RAM are that size's

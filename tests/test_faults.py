@@ -142,6 +142,10 @@ def test_urls_lose_their_credentials_wherever_they_appear():
     assert "s3cretpass" not in once and "abcdef123456" not in once and once.endswith(", key [REDACTED].")
     assert scrub(once, url_secrets(url)) == once  # a report scrubs records already scrubbed: nothing changes
     assert {"s3cretpass", "abcdef123456"} <= set(secret_values({"API_BASE": url, "HOME": "/root"}))
+    # named like a credential: kept from an offline run's child and scrubbed; a tokenizer folder is neither
+    from harness.redact import SECRET_NAME
+    assert all(SECRET_NAME.search(n) for n in ("OPENAI_API_KEY", "HF_TOKEN", "GITHUB_TOKEN", "MY_AUTH", "DB_PASSWORD"))
+    assert not SECRET_NAME.search("TIKTOKEN_CACHE_DIR") and not SECRET_NAME.search("HOME")
 
 
 def test_an_offline_run_counts_no_failed_call_and_every_token(tmp_path):

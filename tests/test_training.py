@@ -237,6 +237,29 @@ def test_lora_trains_only_the_adapters(tmp_path, tok_dir):
     assert (tmp_path / "checkpoints" / "local_tiny-ft1" / "adapter_model.safetensors").exists()
 
 
+def test_a_folder_without_weights_builds_that_architecture_with_random_weights(tmp_path, tok_dir):
+    """A model folder of config.json and tokenizer only (what travels to a bare GPU machine: scripts/gpu_pack.sh)
+    gives a student of that architecture and size, random-initialised: init "config", not pretrained, and not a
+    toy (its time and RAM are that model's size); a folder with weights loads them (init "pretrained")."""
+    from harness.record import TrainingInfo, RunRecord  # noqa: F401 - the record reads init
+
+    rt = new_runtime(tmp_path / "toy", tok_dir)
+    shape = tmp_path / "shape"
+    rt.model.config.save_pretrained(str(shape))
+    rt.tokenizer.save_pretrained(str(shape))
+    built = StudentRuntime.create(str(shape), corpus=[], cache_dir=tok_dir, workdir=tmp_path / "a", mode="full",
+                                  device="cpu")
+    assert built.init == "config" and not built.pretrained and built.total_params == rt.total_params
+    info = built.training_info()
+    assert info.extra["init"] == "config" and info.extra["pretrained"] is False
+    rt.model.save_pretrained(str(shape))
+    loaded = StudentRuntime.create(str(shape), corpus=[], cache_dir=tok_dir, workdir=tmp_path / "b", mode="full",
+                                   device="cpu")
+    assert loaded.init == "pretrained" and loaded.pretrained
+    same = all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), rt.model.state_dict().values()))
+    assert same and rt.training_info().extra["init"] == "toy"
+
+
 # --------------------------------------------------------------------------- the three strategies end to end
 
 

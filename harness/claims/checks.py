@@ -274,17 +274,18 @@ def _checkpoint_note(ev: Evidence) -> str:
 
 @check("finetune_host_ram")
 def _finetune_host_ram(claim: Claim, ev: Evidence) -> list[Verdict]:
-    """The host RAM of real fine-tuning runs: weight strategies that trained a pretrained student (a model from
-    its real weights, not the random toy), their peak RSS beside their device memory. Small-model evidence."""
-    runs = [r for r in ev.report.runs if r.status == "ok" and r.training is not None
-            and r.training.extra.get("pretrained")]
+    """The host RAM of real fine-tuning runs: weight strategies that trained a real model (its weights, or its
+    architecture and size with random weights; never the random toy), their peak RSS beside their device memory.
+    Small-model evidence."""
+    runs = [r for r in ev.report.runs if r.status == "ok" and r.training is not None and not r.toy_student]
     if not runs:
         return [untestable(claim, claim.need("reason"))]
     cases = []
     for r in runs:
         device = (f"device peak {r.gpu_peak_mb / 1024:,.1f} GiB" if r.gpu_peak_mb else "no device memory: trained on "
                   "the CPU, so host RAM also held what a GPU would")
-        cases.append(Case(r.peak_rss_mb * 2**20 / 1e9, f"{r.strategy} on {r.task}, a pretrained "
+        kind = "pretrained" if r.training.extra.get("pretrained") else "random-weight (a real model's shape)"
+        cases.append(Case(r.peak_rss_mb * 2**20 / 1e9, f"{r.strategy} on {r.task}, a {kind} "
                           f"{r.training.total_params / 1e6:,.0f}M-parameter student, {r.training.mode}, "
                           f"{r.training.steps} steps; {device}", (r.run_id,)))
     return [_range_verdict(claim, cases, "peak RSS of the run's process tree (kernel VmHWM) while a pretrained "

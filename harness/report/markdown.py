@@ -188,8 +188,11 @@ def cost_card_section(report: Report) -> list[str]:
             strat = declared.get(row["strategy"])
             status = "ok" if row["ok"] == row["runs"] else row["status"]
             students = sorted({r.student for r in pair if r.student})
+            shaped = any(r.training is not None and r.training.extra.get("init") == "config" for r in pair)
             name = row["strategy"] + (" (toy student)" if any(r.toy_student for r in pair) else
-                                      f" (student {', '.join(students)})" if students else "")
+                                      f" (student {', '.join(students)}" + (", random weights: its score is not that "
+                                                                            "model's)" if shaped else ")")
+                                      if students else "")
             table.append([name, status, med("lm_calls"), tokens,
                           money(spend.median) if spend is not None and not pd.isna(spend) else "-",
                           duration(row["wall_s"].median) if row.get("wall_s") is not None

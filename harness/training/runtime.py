@@ -33,6 +33,8 @@ from harness.training.chat import Message, encode_prompt
 from harness.training.students import (
     SPECS,
     apply_mode,
+    config_model,
+    has_weights,
     is_local_path,
     local_model,
     local_tokenizer,
@@ -114,7 +116,8 @@ class StudentRuntime:
     """A student model and tokenizer, its named weight versions, and what training it cost."""
 
     def __init__(self, model: Any, tokenizer: Any, *, base_name: str, student: str, mode: str, device: str,
-                 workdir: str | Path, pretrained: bool, seed: int = 0, max_new_tokens: int = 64):
+                 workdir: str | Path, pretrained: bool, seed: int = 0, max_new_tokens: int = 64,
+                 init: str | None = None):
         import torch
 
         self.model = model
@@ -126,6 +129,7 @@ class StudentRuntime:
         self.dtype = next(model.parameters()).dtype
         self.workdir = Path(workdir)
         self.pretrained = pretrained
+        self.init = init or ("pretrained" if pretrained else "toy")  # pretrained, config (random weights) or toy
         self.max_new_tokens = max_new_tokens
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 2048))
         self.total_params, self.trainable_params = param_counts(model)
@@ -165,15 +169,18 @@ class StudentRuntime:
                 raise ValueError(f"student {student!r} is neither a registry name ({', '.join(SPECS)}) "
                                  "nor a local Hugging Face model directory")
             tok = ensure_chat_template(local_tokenizer(path))
-            model, pretrained, base_name = local_model(path, device=device), True, f"local/{_safe(path.name)}"
+            init = "pretrained" if has_weights(path) else "config"
+            model = (local_model(path, device=device) if init == "pretrained"
+                     else config_model(path, device=device, seed=seed))
+            base_name = f"local/{_safe(path.name)}"
         else:
             tok = train_tokenizer(list(corpus), cache_dir, merges)
             model = random_model(SPECS[student], vocab_size=len(tok), device=device, seed=seed,
                                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-            pretrained, base_name = False, f"local/{student}"
+            init, base_name = "toy", f"local/{student}"
         model = apply_mode(model, mode, lora)
         return cls(model, tok, base_name=base_name, student=student, mode=mode, device=device, workdir=workdir,
-                   pretrained=pretrained, seed=seed, max_new_tokens=max_new_tokens)
+                   pretrained=init == "pretrained", seed=seed, max_new_tokens=max_new_tokens, init=init)
 
     # ------------------------------------------------------------------ versions
 
@@ -386,6 +393,9 @@ class StudentRuntime:
             "checkpoint_s": round(s.checkpoint_s, 4),
             "versions": self.versions(),
             "pretrained": self.pretrained,
+            # pretrained: real weights; config: a real model's architecture and size, random weights (its memory
+            # and step time are that model's, its scores are not); toy: the random registry student
+            "init": self.init,
             "student_calls": s.gen_calls,
             "student_input_tokens": s.gen_input_tokens,
             "student_output_tokens": s.gen_output_tokens,

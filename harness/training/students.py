@@ -120,6 +120,23 @@ def random_model(spec: StudentSpec, *, vocab_size: int | None = None, device: st
         return AutoModelForCausalLM.from_config(config, dtype=dtype or default_dtype(device))
 
 
+def has_weights(path: str | Path) -> bool:
+    """A model folder with weight files; one with only config.json and a tokenizer is a shape to build from."""
+    return any(Path(path).glob("*.safetensors")) or any(Path(path).glob("*.bin"))
+
+
+def config_model(path: str | Path, *, device: str = "cpu", dtype: Any = None, seed: int = 0) -> Any:
+    """A model of a folder's architecture and size (its config.json), random-initialised on `device`: a real
+    model's memory and step time where its weights cannot travel (a bare GPU machine), never its scores."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype or default_dtype(device))
+
+
 def local_model(path: str | Path, *, device: str = "cpu", dtype: Any = None) -> Any:
     from transformers import AutoModelForCausalLM
 
