@@ -30,6 +30,7 @@ from harness.record import Calibration, Report, RunRecord, utcnow
 from harness.report import build_report, write_outputs
 from harness.redact import redact_url, scrub
 from harness.runner import STOP, RunSpec, clean_stale, run_one
+from harness.tasks.user import task_from_options
 
 @dataclass
 class BenchConfig:
@@ -82,6 +83,9 @@ def _bench_log(path: Path):
 class Bench:
     def __init__(self, cfg: BenchConfig) -> None:
         cfg.options = registry.get_profile(cfg.profile).options_for(cfg.lm, cfg.options)
+        user = task_from_options(cfg.options)  # --program: the user's own program, the bench's one task
+        if user is not None and not cfg.tasks:
+            cfg.tasks = [user.name]
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)

@@ -134,6 +134,9 @@ class Child:
         from harness.lm.usage import COUNTER, install_failure_counting
         from harness.strategies.base import RunContext
 
+        from harness.tasks.user import task_from_options
+
+        task_from_options(spec.get("options") or {})  # the user's own program, if the run names one
         task = registry.get_task(spec["task"])
         strategy = registry.get_strategy(spec["strategy"])
         lm = build_lm(spec, task)

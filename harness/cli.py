@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness import fidelity, scaling
+from harness import estimate, fidelity, scaling
 from harness.errors import HarnessError
 from harness.redact import scrub
 from harness.strategies.gepa import QUICK_METRIC_CALLS, budget_options
@@ -15,6 +15,7 @@ from harness.strategies.gepa import QUICK_METRIC_CALLS, budget_options
 EPILOG = """\
 examples:
   python -m harness list
+  python -m harness estimate --program myprog.py:make_program --data data.jsonl --metric myprog.py:metric
   python -m harness run --strategy MIPROv2 --task math --profile quick
   python -m harness bench --profile quick --strategy COPRO,SIMBA        (what `make bench` runs)
   python -m harness report results/latest
@@ -57,6 +58,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=("full", "lora"), default=None, help="weight strategies: fine-tuning mode")
     g.add_argument("--lm-retries", type=_retries, default=None, metavar="N",
                    help="--lm: times DSPy retries a failed LM call (its num_retries; default 3, waiting 1, 2, 4 s)")
+    g = p.add_argument_group("your own program (instead of a shipped task; `harness estimate` projects its cost first)")
+    g.add_argument("--program", default=None, help="module:name or path/to/file.py:name: a dspy.Module, or a "
+                                                   "function returning one")
+    g.add_argument("--data", default=None, help="train.jsonl[,dev.jsonl[,test.jsonl]] (JSONL, JSON list or CSV) or "
+                                                "module:function; one file is split 60/20/20")
+    g.add_argument("--metric", default=None, help="module:name or path/to/file.py:name: metric(example, pred, "
+                                                  "trace=None)")
+    g.add_argument("--pass-rate", type=float, default=None,
+                   help="the offline LM only: the share of the program's answers it gets right under a bare prompt")
+    g.add_argument("--name", default=None, help="the program's task name in records (default: its module)")
     g = p.add_argument_group("budgets (GEPA; the other strategies ignore them)")
     g.add_argument("--auto", default=None, metavar="PRESET",
                    help="GEPA's auto budget: light, medium or heavy (default: light in the standard profile)")
@@ -103,7 +114,32 @@ def _options(args: argparse.Namespace) -> dict:
                if v is not None and v != ""}
     if getattr(args, "offline_calibration", None):
         options["offline_calibration"] = _calibration(args.offline_calibration, args.lm)
+    program = _program(args)
+    if program is not None:
+        options["program"] = program
     return {**options, **budget_options({"auto": args.auto, "max_metric_calls": args.max_metric_calls})}
+
+
+def _program(args: argparse.Namespace) -> dict | None:
+    """--program, --data and --metric: the user's own program as a task, checked before anything runs."""
+    from harness import registry
+    from harness.tasks.user import ProgramSpec, build_task
+
+    named = [f for f in ("program", "data", "metric") if getattr(args, f, None)]
+    if not named:
+        if getattr(args, "pass_rate", None) is not None:
+            raise HarnessError("--pass-rate needs --program, --data and --metric")
+        return None
+    if len(named) < 3:
+        missing = [f"--{f}" for f in ("program", "data", "metric") if f not in named]
+        raise HarnessError(f"your own program needs --program, --data and --metric: {', '.join(missing)} missing")
+    spec = ProgramSpec.from_args(args.program, args.data, args.metric, args.pass_rate, args.name)
+    task = registry.use_task(build_task(spec))
+    if getattr(args, "task", None) and args.task != task.name:
+        raise HarnessError(f"--task {args.task} and --program name two tasks: leave out --task (the program's task "
+                           f"is {task.name!r})")
+    args.task = task.name
+    return spec.as_dict()
 
 
 def _calibration(path: str, lm: str | None) -> dict:
@@ -142,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run ONE strategy on ONE task in a fresh, measured process; write its record",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--strategy", required=True, help="strategy name (see `list`)")
-    p.add_argument("--task", required=True, help="task name (see `list`)")
+    p.add_argument("--task", default=None, help="task name (see `list`); not with --program")
     p.add_argument("--profile", default="quick", help="quick, standard, local or real-student (see `list`)")
     p.add_argument("--out", default="results/runs", help="folder for runs/<run_id>.json and logs/")
     _add_run_options(p)
@@ -198,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the run record's fields, documented")
     scaling.add_parser(sub)
     fidelity.add_parser(sub)
+    estimate.add_parser(sub)
     return parser
 
 
@@ -237,6 +274,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     profile = registry.get_profile(args.profile)
     strategy = registry.get_strategy(args.strategy)
+    options = _options(args)  # (--program names the task)
+    if not args.task:
+        raise HarnessError("name a task with --task (see `list`), or your own program with --program, --data and "
+                           "--metric")
     registry.get_task(args.task)
     if not strategy.runs_on(args.task):
         raise HarnessError(f"{args.strategy} runs only on tasks {', '.join(strategy.tasks or [])}")
@@ -244,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = ensure_writable(Path(args.out))
     spec = RunSpec(strategy=args.strategy, task=args.task, profile=args.profile, lm=args.lm, api_base=args.api_base,
                    price_as=args.price_as, timeout_s=args.timeout, max_rss_mb=args.max_rss,
-                   options=profile.options_for(args.lm, _options(args)))
+                   options=profile.options_for(args.lm, options))
 
     def say(m: str) -> None:
         print(f"  {m}", file=sys.stderr, flush=True)
@@ -329,7 +370,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"fidelity": fidelity.main, "list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
+COMMANDS = {"estimate": estimate.main, "fidelity": fidelity.main, "list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
             "compare": cmd_compare, "check": cmd_check, "memory": cmd_memory, "schema": cmd_schema,
             "scaling": scaling.main}
 

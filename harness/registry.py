@@ -77,6 +77,19 @@ def add_task(task: Task) -> Task:
     return task
 
 
+_USER_TASKS: dict[str, Task] = {}
+
+
+def use_task(task: Task) -> Task:
+    """The user's own program as a task (harness.tasks.user): named like no built-in or plugin task."""
+    builtin = {t.name for t in _builtin_tasks()} | set(_EXTRA_TASKS)
+    if task.name in builtin:
+        raise HarnessError(f"your program's task is named {task.name!r}, like a shipped task: give it another name "
+                           "(--name)")
+    _USER_TASKS[task.name] = task
+    return task
+
+
 @lru_cache(maxsize=1)
 def _load_plugins() -> tuple[str, ...]:
     names = tuple(n.strip() for n in os.environ.get("HARNESS_PLUGINS", "").split(",") if n.strip())
@@ -110,11 +123,15 @@ def strategies() -> dict[str, Strategy]:
     return _merged("strategy", [*prompt, *gepa, *weights], _EXTRA_STRATEGIES)
 
 
-def tasks() -> dict[str, Task]:
+def _builtin_tasks() -> list[Task]:
     from harness.tasks.registry import TASKS
 
+    return list(TASKS)
+
+
+def tasks() -> dict[str, Task]:
     _load_plugins()
-    return _merged("task", list(TASKS), _EXTRA_TASKS)
+    return {**_merged("task", _builtin_tasks(), _EXTRA_TASKS), **_USER_TASKS}
 
 
 def get_strategy(name: str) -> Strategy:

@@ -37,6 +37,7 @@ from harness.record import (BudgetFigures, GPUFigures, LMFailures, LMUsage, Meas
                             TrainingInfo, utcnow)
 from harness.redact import SECRET_NAME, scrub, secret_values, url_secrets
 from harness.registry import get_profile, get_strategy, get_task, run_id
+from harness.tasks.user import task_from_options
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_ENV = {
@@ -209,6 +210,7 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
             beat_every_s: float = 5.0, served=None) -> RunRecord:
     """Run `spec` in a child process tree; write OUT/runs/<run_id>.json and OUT/logs/<run_id>.log. `served`: the
     server the harness started for the LM (harness.lm.backend.serve), measured during the run."""
+    task_from_options(spec.options)  # the user's own program (--program), if the run names one
     strategy, task, profile = get_strategy(spec.strategy), get_task(spec.task), get_profile(spec.profile)
     if not strategy.runs_on(task.name):
         raise ValueError(f"{strategy.name} does not run on task {task.name}")

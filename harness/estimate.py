@@ -1,0 +1,259 @@
+"""`harness estimate`: what each optimizer will cost on the user's own program, before a paid call.
+
+Each named strategy (default: every prompt strategy that runs on the program) compiles the user's program on
+the user's data with the user's metric, each in its own measured process, against the offline LM: it costs
+nothing, counts every call and token exactly where served, and answers the program's output fields right at
+a stated rate (``--pass-rate``; harness.tasks.user.DataOracle), so the optimizer's search takes the turns it
+would with a model of that accuracy. Printed per strategy: the optimization's LM calls and tokens (the
+compile phase), its spend at each ``--price-as`` price, its time at a stated seconds per call and
+concurrency, what its calls scale with, and what each later call of the optimized program costs. Every
+figure is a projection from that offline run, and says so.
+
+``--against RUN_OUT`` puts the figures of a real run of the same program (``harness bench --program ...
+--lm X --out RUN_OUT``) beside the estimate, with their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import registry
+from harness.errors import HarnessError
+from harness.files import OutLock, atomic_write_json, atomic_write_text, ensure_writable
+from harness.lm.pricing import price_of
+from harness.load import load_record
+from harness.record import RunRecord
+from harness.runner import RunSpec, run_one, stop_on_signals
+from harness.tasks.user import DEFAULT_PASS_RATE, ProgramSpec, build_task
+
+DEFAULT_PRICES = ("openai/gpt-4o-mini", "openai/gpt-4o")
+DEFAULT_SECONDS_PER_CALL = 2.0
+
+
+@dataclass
+class Line:
+    """One strategy's projected cost."""
+
+    strategy: str
+    status: str
+    compile_calls: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    spend: dict[str, float]  # price model -> USD for the compile phase
+    hosted_s: float | None  # compile calls x seconds per call / concurrency
+    per_question_before: tuple[float, float] | None  # (LM calls, tokens) per question before optimizing
+    per_question_after: tuple[float, float] | None  # and after: demos lengthen prompts, an ensemble calls k times
+    score_before: float | None
+    score_after: float | None
+    scales_with: str
+    run_id: str
+    error: str | None = None
+
+
+def _per_question(rec: RunRecord, phase: str) -> tuple[float, float] | None:
+    """(LM calls, tokens) per question the program answered in an evaluation phase."""
+    p = rec.phase(phase)
+    if p is None or not p.n_examples or p.usage.input_tokens is None or p.usage.output_tokens is None:
+        return None
+    return p.usage.lm_calls / p.n_examples, (p.usage.input_tokens + p.usage.output_tokens) / p.n_examples
+
+
+def line_of(rec: RunRecord, prices: list[str], seconds_per_call: float, concurrency: int) -> Line:
+    strategy = registry.strategies().get(rec.strategy)
+    comp = rec.phase("compile")
+    calls = comp.usage.lm_calls if comp is not None else None
+    tin = comp.usage.input_tokens if comp is not None else None
+    tout = comp.usage.output_tokens if comp is not None else None
+    spend = {}
+    if tin is not None and tout is not None:
+        for model in prices:
+            spend[model] = price_of(model).cost(tin, tout)
+    return Line(strategy=rec.strategy, status=rec.status, compile_calls=calls, input_tokens=tin, output_tokens=tout,
+                spend=spend, hosted_s=None if calls is None else calls * seconds_per_call / concurrency,
+                per_question_before=_per_question(rec, "eval_before"),
+                per_question_after=_per_question(rec, "eval_after"),
+                score_before=rec.score_before, score_after=rec.score_after,
+                scales_with=(strategy.scales_with if strategy is not None else "") or "-", run_id=rec.run_id,
+                error=rec.error)
+
+
+def _money(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _n(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: float, concurrency: int,
+           against: dict[str, RunRecord] | None = None, against_label: str = "") -> str:
+    head = [f"# What each optimizer will cost on {task.name}", "",
+            f"Program `{task.program_doc}`, metric `{task.metric_name}`, data: {task.split_note}.", "",
+            f"**Projections**, from one run of each optimizer against the offline LM (it costs nothing and counts "
+            f"every call and token where served), answering the program's output fields right at a stated rate of "
+            f"{task.pass_rate:.0%} under a bare prompt (`--pass-rate`; good demos raise it as they would a model's). "
+            f"A real model's calls differ where it fails the adapter's format (each such answer is asked again) or "
+            f"is more or less accurate than the stated rate. Tokens are counted with {prices[0]}'s tokenizer; spend "
+            f"is those tokens at each model's price in DSPy's bundled table. Time: calls x {seconds_per_call:g} s "
+            f"per call (an assumption: `--seconds-per-call`) / {concurrency} at a time (`--concurrency`).", ""]
+    cols = ["strategy", "status", "LM calls (optimizing)", "input tokens", "output tokens",
+            *[f"spend at {m}" for m in prices], "hosted time", "each later question: calls, tokens (before -> after)",
+            "calls scale with"]
+    rows = []
+    for ln in lines:
+        b, a = ln.per_question_before, ln.per_question_after
+        per = f"{b[0]:.3g}, {b[1]:,.0f} -> {a[0]:.3g}, {a[1]:,.0f}" if b and a else "-"
+        status = ln.status if ln.status == "ok" else f"{ln.status}: {(ln.error or '')[:80]}"
+        rows.append([ln.strategy, status, _n(ln.compile_calls), _n(ln.input_tokens), _n(ln.output_tokens),
+                     *[_money(ln.spend.get(m)) for m in prices], _duration(ln.hosted_s), per, ln.scales_with])
+    out = head + _table(cols, rows) + [""]
+    if against:
+        out += [f"## Against a real run ({against_label})", "",
+                "The same program, data and strategies run against a real LM; its compile-phase calls and tokens as "
+                "counted where they were served. Ratio: real / estimate.", ""]
+        rows = []
+        for ln in lines:
+            rec = against.get(ln.strategy)
+            comp = rec.phase("compile") if rec is not None else None
+            if comp is None:
+                rows.append([ln.strategy, _n(ln.compile_calls), "-", "-", _n(_tok(ln)), "-", "-",
+                             "no ok run" if rec is None else rec.status])
+                continue
+            real_tok = (None if comp.usage.input_tokens is None or comp.usage.output_tokens is None
+                        else comp.usage.input_tokens + comp.usage.output_tokens)
+            rows.append([ln.strategy, _n(ln.compile_calls), _n(comp.usage.lm_calls),
+                         _ratio(comp.usage.lm_calls, ln.compile_calls), _n(_tok(ln)), _n(real_tok),
+                         _ratio(real_tok, _tok(ln)), rec.status])
+        out += _table(["strategy", "calls, estimate", "calls, real", "ratio", "tokens, estimate", "tokens, real",
+                       "ratio", "real run"], rows) + [""]
+    return "\n".join(out)
+
+
+def _tok(ln: Line) -> int | None:
+    return None if ln.input_tokens is None or ln.output_tokens is None else ln.input_tokens + ln.output_tokens
+
+
+def _ratio(real: float | None, est: float | None) -> str:
+    if real is None or not est:
+        return "-"
+    return f"{real / est:.2f}x"
+
+
+def _table(cols: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def real_runs(folder: Path, task: str) -> dict[str, RunRecord]:
+    """strategy -> the record of a real run of this task in folder/runs (the latest repeat that ended ok)."""
+    runs = Path(folder) / "runs"
+    if not runs.is_dir():
+        raise HarnessError(f"--against {folder}: no runs/ folder (make it with `harness bench --program ... --lm X "
+                           f"--out {folder}`)")
+    out: dict[str, RunRecord] = {}
+    for path in sorted(runs.glob("*.json")):
+        rec = load_record(path)
+        if rec.task == task and (rec.strategy not in out or rec.status == "ok"):
+            out[rec.strategy] = rec
+    if not out:
+        raise HarnessError(f"--against {folder}: no run of {task} there")
+    return out
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "estimate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="what each optimizer will cost on YOUR program, before any paid call (offline, projected)",
+        description="Run each optimizer on your program, data and metric against the offline LM (free, exact "
+                    "counts, a stated accuracy) and print its LM calls, tokens, spend at each price and time: a "
+                    "projection before you spend anything.")
+    p.add_argument("--program", required=True, help="module:name or path/to/file.py:name: a dspy.Module, or a "
+                                                     "function returning one")
+    p.add_argument("--data", required=True, help="train.jsonl[,dev.jsonl[,test.jsonl]] (JSONL, JSON list or CSV), "
+                                                  "or module:function returning rows; one file is split 60/20/20")
+    p.add_argument("--metric", required=True, help="module:name or path/to/file.py:name: metric(example, pred, "
+                                                    "trace=None)")
+    p.add_argument("--strategy", default=None, help="comma list (default: every prompt strategy that runs on it)")
+    p.add_argument("--price-as", default=",".join(DEFAULT_PRICES), help="comma list of provider/model prices")
+    p.add_argument("--pass-rate", type=float, default=DEFAULT_PASS_RATE,
+                   help="the share of the program's answers the offline LM gets right under a bare prompt (the "
+                        "accuracy you expect of your model), 0-1")
+    p.add_argument("--profile", default="standard",
+                   help="the optimizers' budgets: standard (each library's defaults) or quick (small ones)")
+    p.add_argument("--seconds-per-call", type=float, default=DEFAULT_SECONDS_PER_CALL,
+                   help="a hosted call's latency, for the projected time (an assumption, stated as one)")
+    p.add_argument("--concurrency", type=int, default=1, help="calls in flight at once, for the projected time")
+    p.add_argument("--name", default=None, help="the task's name in records (default: the program's module)")
+    p.add_argument("--against", default=None, metavar="RUN_OUT",
+                   help="a bench folder with real runs of the same program: their calls and tokens beside the "
+                        "estimate")
+    p.add_argument("--out", default=None, help="folder for the runs, estimate.md and estimate.json (default: "
+                                               "results/estimate/<name>)")
+
+
+def main(args: argparse.Namespace) -> int:
+    if not 0 <= args.pass_rate <= 1:
+        raise HarnessError(f"--pass-rate must be between 0 and 1, got {args.pass_rate}")
+    if args.seconds_per_call <= 0 or args.concurrency < 1:
+        raise HarnessError("--seconds-per-call must be above 0 and --concurrency 1 or more")
+    prices = [m.strip() for m in args.price_as.split(",") if m.strip()]
+    if not prices:
+        raise HarnessError("--price-as names no model")
+    for m in prices:
+        price_of(m)  # an unknown price is a one-line error before anything runs
+    spec = ProgramSpec.from_args(args.program, args.data, args.metric, args.pass_rate, args.name)
+    task = registry.use_task(build_task(spec))
+    registry.get_profile(args.profile)
+    names = registry.split_names(args.strategy, "strategy")
+    known = registry.strategies()
+    for n in names or []:
+        registry.get_strategy(n)
+    names = names or [n for n, s in known.items() if s.kind == "prompt" and not n.startswith("_")]
+    names = [n for n in names if known[n].runs_on(task.name)]
+    if not names:
+        raise HarnessError(f"none of the strategies runs on {task.name}")
+    against = real_runs(Path(args.against), task.name) if args.against else None
+    out = ensure_writable(Path(args.out or f"results/estimate/{task.name}"))
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    say(f"estimating {len(names)} optimizers on {task.name} ({task.split_note}) against the offline LM, "
+        f"{task.pass_rate:.0%} right under a bare prompt ...")
+    lines = []
+    with OutLock(out), stop_on_signals():
+        for i, name in enumerate(names, 1):
+            rec = run_one(RunSpec(strategy=name, task=task.name, profile=args.profile, price_as=prices[0],
+                                  options={"program": spec.as_dict()}), out)
+            ln = line_of(rec, prices, args.seconds_per_call, args.concurrency)
+            lines.append(ln)
+            say(f"[{i}/{len(names)}] {name}: {rec.status}, {_n(ln.compile_calls)} calls, "
+                f"{_n(_tok(ln))} tokens, {_money(ln.spend.get(prices[0]))} at {prices[0]} (projected)")
+        text = render(lines, task=task, prices=prices, seconds_per_call=args.seconds_per_call,
+                      concurrency=args.concurrency, against=against, against_label=args.against or "")
+        atomic_write_text(out / "estimate.md", text + "\n")
+        atomic_write_json(out / "estimate.json", {
+            "schema_version": 1, "kind": "dspy-resource-bench/estimate", "task": task.name,
+            "program": spec.as_dict(), "split": task.split_note, "pass_rate": task.pass_rate, "profile": args.profile,
+            "prices": prices, "seconds_per_call": args.seconds_per_call, "concurrency": args.concurrency,
+            "projected_from": "one run per strategy against the offline LM (harness.tasks.user.DataOracle)",
+            "strategies": [asdict(ln) for ln in lines]})
+    print(text)
+    print(f"\nwrote {out / 'estimate.md'} and estimate.json")
+    failed = [ln.strategy for ln in lines if ln.status != "ok"]
+    if failed:
+        say(f"error: {len(failed)} of {len(lines)} estimates did not end ok: {', '.join(failed)} (see {out}/logs)")
+        return 1
+    return 0
+

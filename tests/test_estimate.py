@@ -1,0 +1,119 @@
+"""Your own program: `harness estimate` on a program that is not a shipped task, and the same program run
+against another LM (a stand-in server on 127.0.0.1 answering by its own rules), side by side."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.lm.pricing import price_of
+from harness.load import load_record
+from harness.tasks.oracles import norm
+from harness.tasks.user import ProgramSpec, build_task
+from tests.helpers import ROOT, harness
+from tests.openai_server import ChatServer
+
+PROGRAM = ["--program", "tests/fixtures/review_program.py:make_program", "--data", "tests/fixtures/reviews.jsonl",
+           "--metric", "tests/fixtures/review_program.py:metric"]
+STRATEGIES = "LabeledFewShot,BootstrapFewShot,MIPROv2"
+PRICES = "openai/gpt-4o-mini,openai/gpt-4o"
+
+
+class KeywordModel:
+    """A stand-in model that is not the offline LM: it reads the review and answers by a few keywords of its
+    own (right on some reviews, wrong on others), whatever the data says."""
+
+    fields = frozenset({"sentiment"})
+    hints, hint_phrases, topic = (), (), "product reviews"
+
+    def find(self, inputs):
+        return {"id": norm(inputs.get("review", "")), "review": inputs.get("review", "")} if "review" in inputs else None
+
+    def base_p(self, row):
+        return 1.0
+
+    def demo_correct(self, row, outputs):
+        return True
+
+    def related(self, row, other):
+        return False
+
+    def answer(self, prompt, row, skill, rand):
+        text = row["review"].lower()
+        guess = ("negative" if any(w in text for w in ("broke", "waste", "damaged", "flimsy")) else
+                 "positive" if any(w in text for w in ("perfectly", "great", "worth", "sturdy")) else "positive")
+        return {"sentiment": guess}
+
+
+def test_estimate_prints_calls_tokens_and_spend_at_two_prices_then_stands_beside_a_real_run(tmp_path):
+    est = harness("estimate", *PROGRAM, "--strategy", STRATEGIES, "--price-as", PRICES, "--profile", "quick",
+                  "--out", str(tmp_path / "est"))
+    assert est.returncode == 0, est.stderr
+    assert "# What each optimizer will cost on review_program" in est.stdout and "**Projections**" in est.stdout
+    data = json.loads((tmp_path / "est" / "estimate.json").read_text())
+    lines = {ln["strategy"]: ln for ln in data["strategies"]}
+    assert set(lines) == set(STRATEGIES.split(",")) and all(ln["status"] == "ok" for ln in lines.values())
+    assert lines["LabeledFewShot"]["compile_calls"] == 0 and lines["MIPROv2"]["compile_calls"] > 0
+    for ln in lines.values():  # spend at each named price: the same tokens at that model's price
+        for model in PRICES.split(","):
+            assert ln["spend"][model] == pytest.approx(price_of(model).cost(ln["input_tokens"], ln["output_tokens"]))
+    mipro = load_record(tmp_path / "est" / "runs" / "MIPROv2__review_program__r0.json")
+    assert mipro.lm_kind == "offline" and mipro.task == "review_program" and mipro.n_train == 27
+    assert lines["MIPROv2"]["compile_calls"] == mipro.phase("compile").usage.lm_calls
+
+    with ChatServer(KeywordModel()) as srv:  # the same program, data and metric against another LM
+        for name in STRATEGIES.split(","):
+            run = harness("run", "--strategy", name, *PROGRAM, "--profile", "quick", "--lm", "openai/keyword-model",
+                          "--api-base", srv.base_url, "--price-as", "openai/gpt-4o-mini", "--out", str(tmp_path / "real"))
+            assert run.returncode == 0, run.stderr
+        served = srv.totals["requests"]
+    real = {n: load_record(tmp_path / "real" / "runs" / f"{n}__review_program__r0.json") for n in STRATEGIES.split(",")}
+    assert sum(r.lm_calls for r in real.values()) == served  # counted where served
+    side = harness("estimate", *PROGRAM, "--strategy", STRATEGIES, "--profile", "quick", "--out", str(tmp_path / "e2"),
+                   "--against", str(tmp_path / "real"))
+    assert side.returncode == 0, side.stderr
+    table = side.stdout[side.stdout.index("## Against a real run"):]
+    for name, rec in real.items():
+        row = next(ln for ln in table.splitlines() if ln.startswith(f"| {name} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == f"{lines[name]['compile_calls']:,}" and cells[2] == f"{rec.phase('compile').usage.lm_calls:,}"
+        assert cells[-1] == "ok"
+
+
+def test_your_program_is_checked_before_anything_runs(tmp_path):
+    bad = harness("estimate", "--program", "tests/fixtures/review_program.py:nope", "--data",
+                  "tests/fixtures/reviews.jsonl", "--metric", "tests/fixtures/review_program.py:metric",
+                  "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --program") and "no 'nope'" in bad.stderr
+    assert not (tmp_path / "x").exists()
+    (tmp_path / "rows.jsonl").write_text('{"text": "a", "label": "b"}\n' * 6)
+    cols = harness("estimate", *PROGRAM[:2], "--data", str(tmp_path / "rows.jsonl"), *PROGRAM[4:])
+    assert cols.returncode == 2 and "none of the program's input fields (review)" in cols.stderr
+    (tmp_path / "broken.jsonl").write_text('{"review": "x", "sentiment": "positive"}\n{not json\n')
+    broken = harness("estimate", *PROGRAM[:2], "--data", str(tmp_path / "broken.jsonl"), *PROGRAM[4:])
+    assert broken.returncode == 2 and "not valid JSONL (line 1" in broken.stderr
+    half = harness("run", "--strategy", "LabeledFewShot", "--program", PROGRAM[1])
+    assert half.returncode == 2 and "--data, --metric missing" in half.stderr
+    rate = harness("estimate", *PROGRAM, "--pass-rate", "1.5")
+    assert rate.returncode == 2 and "--pass-rate must be between 0 and 1" in rate.stderr
+
+
+def test_the_offline_lm_answers_your_program_at_the_stated_rate():
+    """The DataOracle answers right about as often as --pass-rate says under a bare prompt."""
+    import dspy
+
+    from harness.lm.offline import make_offline_lm
+
+    for rate in (0.2, 0.8):
+        task = build_task(ProgramSpec.from_args(PROGRAM[1], PROGRAM[3], PROGRAM[5], rate))
+        lm = make_offline_lm(task.oracle(), price_as="openai/gpt-4o-mini")
+        program = task.make_program()
+        rows = [*task.examples("train", "quick"), *task.examples("dev", "quick"), *task.examples("test", "quick")]
+        with dspy.context(lm=lm):
+            right = sum(bool(task.metric(ex, program(**ex.inputs()))) for ex in rows)
+        assert abs(right / len(rows) - rate) < 0.2, (rate, right, len(rows))
+    with pytest.raises(HarnessError, match="one file needs 5 or more"):
+        (ROOT / "tests" / "fixtures").exists() and build_task(ProgramSpec.from_args(
+            PROGRAM[1], "tests/fixtures/review_program.py:few_rows", PROGRAM[5]))
