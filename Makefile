@@ -28,6 +28,8 @@ help:
 	@echo "                   served on 127.0.0.1 by the harness; PROFILE=local by default (classify, small budgets)"
 	@echo "                   PROFILE=real-student: every strategy, the weight ones fine-tuning a real pretrained student"
 	@echo "                   (SmolLM2-135M, LoRA; with LM=local/<name>, that same model as task LM, teacher and student)"
+	@echo "                   MAX_SPEND=USD: each run projected offline first, refused over the cap, stopped at it;"
+	@echo "                   MAX_CALLS=N: each run stopped at N LM calls (a hosted LM without a cap asks first)"
 	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"
@@ -42,7 +44,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: $(STAMP)
-	$(PY) -m harness bench
+	$(PY) -m harness bench $(if $(MAX_SPEND),--max-spend $(MAX_SPEND)) $(if $(MAX_CALLS),--max-calls $(MAX_CALLS))
 ifeq ($(EXTRAS),1)
 	$(PY) -m harness memory --out $(OUT) --profile $(PROFILE)
 	$(PY) -m harness scaling --out $(OUT) --profile $(PROFILE) $(if $(RESUME),--resume)

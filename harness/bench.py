@@ -29,7 +29,7 @@ from harness.load import SchemaError, first_error, load_record, read_json
 from harness.record import Calibration, Report, RunRecord, utcnow
 from harness.report import build_report, write_outputs
 from harness.redact import redact_url, scrub
-from harness.runner import STOP, RunSpec, clean_stale, run_one
+from harness.runner import STOP, RunSpec, clean_stale, run_one, spend_guard
 from harness.tasks.user import task_from_options
 
 @dataclass
@@ -49,6 +49,7 @@ class BenchConfig:
     max_rss_mb: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
     locked: bool = False  # the caller already holds OUT's lock (harness.bench_pytest does)
+    over_budget: bool = False  # run even when the offline pre-pass projects more than --max-spend
 
     def asked(self) -> dict[str, Any]:
         """What identifies a bench for RESUME: the same question must be asked again."""
@@ -240,8 +241,9 @@ class Bench:
         n = len(self.expected)
         self.done += 1
         say(f"{_clock()} [{self.done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...{self._eta(n)}")
-        rec = run_one(self.spec(strategy, task, repeat), self.out, progress=lambda m: say(f"    {m}"),
-                      served=self.served)
+        spec = self.spec(strategy, task, repeat)
+        spend_guard(spec, self.out, lambda m: say(f"    {m}"), over_budget=self.cfg.over_budget)
+        rec = run_one(spec, self.out, progress=lambda m: say(f"    {m}"), served=self.served)
         self.walls.append(rec.wall_s)
         say(f"{_clock()} [{self.done}/{n}] {strategy} on {task}: {summary_line(rec)}")
         busy = contention_warning(rec)
@@ -307,6 +309,11 @@ def _hms(seconds: float) -> str:
 def summary_line(rec: RunRecord) -> str:
     """One line per run: status, time, memory, calls, tokens ("not measured" when the server gave no usage),
     spend, score, and the LM calls that failed and examples that errored (`lm_failure_summary`)."""
+    if rec.status == "budget":
+        tokens = ("" if rec.input_tokens is None or rec.output_tokens is None
+                  else f", {rec.input_tokens + rec.output_tokens:,} tokens")
+        cost = f", ${rec.api_cost_usd:.4f}" if rec.api_cost_usd is not None else ""
+        return f"BUDGET: stopped after {rec.wall_s:.1f}s: {rec.error}; spent {rec.lm_calls or 0:,} calls{tokens}{cost}"
     if rec.status != "ok":
         said = rec.lm_failure_summary and not (rec.error or "").startswith("every LM call failed")
         return f"{rec.status.upper()}: {rec.error}" + (f"; {rec.lm_failure_summary}" if said else "")

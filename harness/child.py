@@ -112,9 +112,15 @@ class Child:
         try:
             self._run()
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
-            self.result["error"] = one_line(exc)
-            traceback.print_exc()
-            status = 1
+            from harness.lm.budget import BudgetReached
+
+            if isinstance(exc, BudgetReached):  # the cap the user set: the run stops here, what it spent is kept
+                self.result["budget_reached"] = str(exc) + f" (phase {self.phase})"
+                print(f"stopped: {exc}", file=sys.stderr, flush=True)
+            else:
+                self.result["error"] = one_line(exc)
+                traceback.print_exc()
+                status = 1
         finally:
             self._stop.set()
             self.finish()
@@ -141,6 +147,11 @@ class Child:
         strategy = registry.get_strategy(spec["strategy"])
         lm = build_lm(spec, task)
         install_failure_counting(COUNTER, where=spec.get("api_base"))
+        from harness.lm.budget import from_options, install
+
+        budget = from_options(spec.get("options") or {})
+        if budget is not None:  # --max-calls / --max-spend: every counted call is admitted against the cap
+            install(budget)
         dspy.configure(lm=lm)
         workdir = Path(spec["work_dir"])
         options = spec.get("options", {})

@@ -58,6 +58,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=("full", "lora"), default=None, help="weight strategies: fine-tuning mode")
     g.add_argument("--lm-retries", type=_retries, default=None, metavar="N",
                    help="--lm: times DSPy retries a failed LM call (its num_retries; default 3, waiting 1, 2, 4 s)")
+    g = p.add_argument_group("a budget that holds")
+    g.add_argument("--max-calls", type=_count_of("--max-calls"), default=None, metavar="N",
+                   help="stop each run cleanly at N LM calls (status budget, what it spent kept)")
+    g.add_argument("--max-spend", type=_usd, default=None, metavar="USD",
+                   help="a real LM: first an offline pre-pass projects each run's spend and a run projected over "
+                        "USD is refused; then the run stops cleanly once it has spent USD (status budget)")
+    g.add_argument("--over-budget", action="store_true",
+                   help="run even when the pre-pass projects more than --max-spend (it still stops at the cap)")
+    g.add_argument("--no-cap", action="store_true",
+                   help="a bench on a hosted LM without --max-spend or --max-calls: start without asking")
     g = p.add_argument_group("your own program (instead of a shipped task; `harness estimate` projects its cost first)")
     g.add_argument("--program", default=None, help="module:name or path/to/file.py:name: a dspy.Module, or a "
                                                    "function returning one")
@@ -91,6 +101,28 @@ def _positive(name: str):
     return parse
 
 
+def _usd(text: str) -> float:
+    """An argparse type for --max-spend: a finite number of dollars above 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"--max-spend must be a finite number of dollars above 0, got {text!r}")
+    return value
+
+
+def _count_of(name: str):
+    """An argparse type: a whole number, 1 or more."""
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, 1 or more, got {text!r}")
+        return int(text)
+    return parse
+
+
 def _count(text: str) -> int:
     """An argparse type for --repeat: a whole number, 1 or more."""
     from harness.registry import parse_repeat
@@ -117,6 +149,9 @@ def _options(args: argparse.Namespace) -> dict:
     program = _program(args)
     if program is not None:
         options["program"] = program
+    for key in ("max_calls", "max_spend"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
     return {**options, **budget_options({"auto": args.auto, "max_metric_calls": args.max_metric_calls})}
 
 
@@ -270,7 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.files import OutLock, ensure_writable
     from harness.lm.backend import serve
     from harness.lm.local import prepare_student
-    from harness.runner import RunSpec, run_one, stop_on_signals
+    from harness.runner import RunSpec, run_one, spend_guard, stop_on_signals
 
     profile = registry.get_profile(args.profile)
     strategy = registry.get_strategy(args.strategy)
@@ -291,6 +326,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {m}", file=sys.stderr, flush=True)
 
     prepare_student(spec.options, say)
+    with OutLock(out):
+        spend_guard(spec, out, say, over_budget=args.over_budget)  # before the first paid call
     with OutLock(out), stop_on_signals(), serve(spec.backend, out, args.price_as, args.lm_server, say) as served:
         rec = run_one(spec, out, progress=say, served=served)
     print(f"{rec.run_id}: {summary_line(rec)}")
@@ -304,12 +341,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.registry import parse_repeat
 
     repeat = args.repeat if args.repeat is not None else parse_repeat(os.environ.get("REPEAT"))
+    _ask_for_a_cap(args)
     cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy, "strategy"),
                       tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
                       lm_server=args.lm_server,
                       repeat=repeat, resume=args.resume, keep_failed=args.keep_failed, timeout_s=args.timeout, max_rss_mb=args.max_rss,
-                      options=_options(args))
+                      options=_options(args), over_budget=args.over_budget)
     return run_pytest(cfg)
+
+
+def _ask_for_a_cap(args: argparse.Namespace) -> None:
+    """A bench on a hosted LM (billed) with no --max-spend or --max-calls asks before it starts; where nobody can
+    answer (CI, no terminal) it refuses."""
+    from harness.lm.backend import HOSTED, kind_of
+
+    if kind_of(args.lm) != HOSTED or args.max_spend is not None or args.max_calls is not None or args.no_cap:
+        return
+    if os.environ.get("CI") or not sys.stdin.isatty():
+        raise HarnessError(f"a bench on {args.lm} is billed and has no cap: give --max-spend USD or --max-calls N "
+                           "(each run is then projected offline first and stopped at the cap), or --no-cap")
+    answer = input(f"a bench on {args.lm} is billed and has no --max-spend or --max-calls cap. Start it anyway? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise HarnessError("not started: give --max-spend USD or --max-calls N")
 
 
 def _names(value: str | None, what: str) -> list[str] | None:

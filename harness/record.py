@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_VERSION = 3
 REPORT_KIND = "dspy-resource-bench/report"
 
-Status = Literal["ok", "failed", "timeout", "killed", "oom"]
+Status = Literal["ok", "failed", "timeout", "killed", "oom", "budget"]
 
 
 # Measured figures: finite (NaN and Infinity are refused for every float, see _Model) and not negative.
@@ -336,7 +336,8 @@ class RunRecord(_Model):
     task: str = Field(description="Task registry name.")
     profile: str = Field(description='Profile: "quick" or "standard".')
     repeat: Count = Field(0, description="Repeat index (REPEAT=N gives 0..N-1).")
-    status: Status = Field(description="ok, failed (raised), timeout, killed (signal), oom (memory cap).")
+    status: Status = Field(description="ok, failed (raised), timeout, killed (signal), oom (memory cap), budget "
+                                       "(--max-calls or --max-spend reached: the run stopped there, what it spent kept).")
     error: str | None = Field(None, description="One-line reason when status is not ok.")
     workaround: str | None = Field(
         None, description="What had to be done because DSPy itself is broken, with DSPy's error; None if nothing."

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from harness import machine
 from harness.errors import HarnessError, Interrupted
 from harness.files import atomic_write_text, ensure_writable
-from harness.lm.backend import LOCAL, Backend, backend_of
+from harness.lm.backend import HOSTED, LOCAL, Backend, backend_of
 from harness.lm.usage import describe_failures, every_call_failed
 from harness.load import first_error
 from harness.measure import MB, TreeFigures, TreeSampler, downsample
@@ -283,6 +283,8 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
         status, error = "timeout", f"time limit of {timeout:.0f}s exceeded (phase {beat.get('phase', 'setup')})"
     elif result is not None and result.get("error"):
         status, error = "failed", result["error"]
+    elif result is not None and result.get("budget_reached"):
+        status, error = "budget", result["budget_reached"]
     elif rc is not None and rc < 0:
         status, error = "killed", f"killed by signal {signal.Signals(-rc).name} (phase {beat.get('phase', 'setup')})"
     elif rc != 0 or result is None:
@@ -406,3 +408,35 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
             gpu_method=fig.gpu_method, timeline=samples),
         machine=machine.describe_machine(), software=machine.describe_software(), git=machine.describe_git(),
     )
+
+
+# --------------------------------------------------------------------------- a budget that holds
+
+PREPASS_DROPS = ("max_calls", "max_spend", "lm_retries")
+
+
+def spend_guard(spec: RunSpec, out: Path, say: Callable[[str], None], over_budget: bool = False) -> float | None:
+    """--max-spend with a real LM: before the run's first call, an offline pre-pass of the same run (the offline
+    LM, the same strategy, task, budgets and sizes, tokens at the real LM's price) projects its spend; a run
+    projected over the cap is refused (HarnessError) unless `over_budget`. Returns the projection (None: no cap,
+    or the offline LM, which is not billed)."""
+    cap = spec.options.get("max_spend")
+    if cap is None or spec.backend.simulated:
+        return None
+    price = spec.price_as or (spec.lm if spec.backend.kind == HOSTED else None)
+    if price is None:
+        raise HarnessError(f"--max-spend needs a price and {spec.lm} has none: name the model whose price applies "
+                           "with --price-as (e.g. --price-as openai/gpt-4o-mini)")
+    pre = replace(spec, lm=None, api_base=None, price_as=price,
+                              options={k: v for k, v in spec.options.items() if k not in PREPASS_DROPS})
+    rec = run_one(pre, Path(out) / "prepass")
+    if rec.status != "ok" or rec.api_cost_usd is None:
+        raise HarnessError(f"the offline pre-pass of {spec.run_id} ended {rec.status}, so its spend cannot be "
+                           f"projected (see {Path(out) / 'prepass' / 'logs'}): {rec.error or 'no spend counted'}")
+    say(f"{spec.run_id}: projected spend ${rec.api_cost_usd:.4f} at {price}'s price (offline pre-pass: "
+        f"{rec.lm_calls:,} calls, {(rec.input_tokens or 0) + (rec.output_tokens or 0):,} tokens); cap ${cap:g}")
+    if rec.api_cost_usd > cap and not over_budget:
+        raise HarnessError(f"{spec.run_id} is projected to spend ${rec.api_cost_usd:.4f} at {price}'s price, over "
+                           f"--max-spend ${cap:g}: refused before its first call (raise the cap, or pass "
+                           "--over-budget to run anyway: it still stops at the cap)")
+    return rec.api_cost_usd

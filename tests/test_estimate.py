@@ -117,3 +117,31 @@ def test_the_offline_lm_answers_your_program_at_the_stated_rate():
     with pytest.raises(HarnessError, match="one file needs 5 or more"):
         (ROOT / "tests" / "fixtures").exists() and build_task(ProgramSpec.from_args(
             PROGRAM[1], "tests/fixtures/review_program.py:few_rows", PROGRAM[5]))
+
+
+def test_a_budget_that_holds_against_a_served_lm(tmp_path):
+    """--max-calls stops a run at exactly that many calls with status budget (what it spent kept, the server saw
+    no more); --max-spend refuses a run whose offline pre-pass projects more, before its first call."""
+    from harness.registry import get_task
+
+    with ChatServer(get_task("classify").oracle()) as srv:
+        lm = ["--lm", "openai/served", "--api-base", srv.base_url, "--price-as", "openai/gpt-4o-mini"]
+        stop = harness("run", "--strategy", "MIPROv2", "--task", "classify", "--profile", "quick", *lm,
+                       "--max-calls", "50", "--out", str(tmp_path / "b"))
+        assert stop.returncode == 1 and "BUDGET: stopped" in stop.stdout, stop.stdout + stop.stderr
+        rec = load_record(tmp_path / "b" / "runs" / "MIPROv2__classify__r0.json")
+        assert rec.status == "budget" and rec.lm_calls == 50 == srv.totals["requests"]
+        assert "--max-calls 50 reached" in rec.error and rec.api_cost_usd > 0
+        assert rec.lm_failures.failed_calls == 0  # the refused call is no failed call
+        before = srv.totals["requests"]
+        refused = harness("run", "--strategy", "MIPROv2", "--task", "classify", "--profile", "quick", *lm,
+                          "--max-spend", "0.0001", "--out", str(tmp_path / "s"))
+        assert refused.returncode == 2 and "refused before its first call" in refused.stderr, refused.stderr
+        assert "projected spend $" in refused.stderr and srv.totals["requests"] == before  # not one call served
+        assert not (tmp_path / "s" / "runs" / "MIPROv2__classify__r0.json").exists()
+    unpriced = harness("run", "--strategy", "LabeledFewShot", "--task", "classify", "--lm", "local/smollm2-135m",
+                       "--max-spend", "1")
+    assert unpriced.returncode == 2 and "--max-spend needs a price" in unpriced.stderr
+    nocap = harness("bench", "--profile", "quick", "--strategy", "LabeledFewShot", "--task", "classify",
+                    "--lm", "openai/gpt-4o-mini", "--out", str(tmp_path / "h"), env={"CI": "true"})
+    assert nocap.returncode == 2 and "is billed and has no cap" in nocap.stderr
