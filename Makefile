@@ -6,17 +6,21 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-# A local model (LM=local/smollm2-135m) runs the profile sized for it unless PROFILE says otherwise; the local
-# and real-student profiles are one task's bench (no memory bench or scaling runs).
+# A local model (LM=local/smollm2-135m) runs the profile sized for it unless PROFILE says otherwise.
 PROFILE ?= $(if $(filter local/%,$(LM)),local,standard)
 OUT     ?= results/latest
 REPEAT  ?= 1
-# The whole-suite bench also measures fine-tuning memory against model size and how calls and tokens grow
-# with the train set (every prompt strategy on every task at the profile's budgets, at two train sizes below the
-# profile's own, the bench's records the third), so that every claim can get its verdict; a bench of chosen
-# strategies or tasks skips it.
-EXTRAS  ?= $(if $(STRATEGY)$(TASK)$(LM)$(filter local real-student,$(PROFILE)),0,1)
-export PROFILE STRATEGY TASK LM API_BASE OUT REPEAT RESUME KEEP_FAILED PRICE_AS LM_SERVER
+# The whole suite (no STRATEGY, TASK or LM; profile quick or standard) also measures fine-tuning memory against
+# model size and how calls and tokens grow with the train set, so that every claim can get its verdict:
+# `python -m harness bench` does those steps itself; EXTRAS=0 leaves them out.
+EXTRAS  ?= 1
+# The variables reach the CLI as flags, never as environment variables it would read unnoticed.
+BENCH_FLAGS = --profile $(PROFILE) --out $(OUT) --repeat $(REPEAT) \
+	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(TASK),--task $(TASK)) $(if $(LM),--lm $(LM)) \
+	$(if $(API_BASE),--api-base $(API_BASE)) $(if $(PRICE_AS),--price-as $(PRICE_AS)) \
+	$(if $(LM_SERVER),--lm-server '$(LM_SERVER)') $(if $(filter-out 0,$(RESUME)),--resume) \
+	$(if $(filter-out 0,$(KEEP_FAILED)),--keep-failed) $(if $(MAX_SPEND),--max-spend $(MAX_SPEND)) \
+	$(if $(MAX_CALLS),--max-calls $(MAX_CALLS)) $(if $(filter 0,$(EXTRAS)),--runs-only)
 
 .PHONY: bench test bench-memory report claims check baseline list clean help
 
@@ -44,14 +48,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: $(STAMP)
-	$(PY) -m harness bench $(if $(MAX_SPEND),--max-spend $(MAX_SPEND)) $(if $(MAX_CALLS),--max-calls $(MAX_CALLS))
-ifeq ($(EXTRAS),1)
-	$(PY) -m harness memory --out $(OUT) --profile $(PROFILE)
-	$(PY) -m harness scaling --out $(OUT) --profile $(PROFILE) $(if $(RESUME),--resume)
-	$(PY) -m harness report $(OUT)
-endif
+	$(PY) -m harness bench $(BENCH_FLAGS)
 
 test: $(STAMP)
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 bench-memory: $(STAMP)

@@ -16,7 +16,7 @@ def test_run(benchmark, bench, run_key):
     strategy, task, repeat = run_key
     kept = bench.kept(f"{strategy}__{task}__r{repeat}")
     if kept is not None and kept.status != "ok":
-        pytest.fail(f"{kept.run_id}: kept from an earlier run (KEEP_FAILED=1): {kept.status}: {kept.error}")
+        pytest.fail(f"{kept.run_id}: kept from an earlier run (--keep-failed): {kept.status}: {kept.error}")
     if kept is not None:
         pytest.skip("already recorded; RESUME keeps it")
     benchmark.group = task

@@ -6,20 +6,20 @@ import pytest
 
 from harness import registry
 from harness.bench import Bench
-from harness.bench_pytest import config_from_env
+from harness.bench_pytest import current_config
 from harness.runner import STOP
 
 
 def pytest_generate_tests(metafunc):
     if "run_key" in metafunc.fixturenames:
-        cfg = config_from_env()
+        cfg = current_config()
         runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)
         metafunc.parametrize("run_key", runs, ids=[registry.run_id(*r) for r in runs])
 
 
 @pytest.fixture(scope="session")
 def bench():
-    with Bench(config_from_env()) as b:
+    with Bench(current_config()) as b:
         yield b
 
 

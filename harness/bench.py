@@ -2,9 +2,9 @@
 
 OUT holds ``bench.json`` (what was asked), ``runs/<run_id>.json`` (one record per finished run),
 ``logs/``, and at the end ``report.json`` with the Markdown, CSV and plots beside it. A bench
-locks OUT; an interrupted one is continued with ``resume=True`` (``RESUME=1``), which keeps every
+locks OUT; an interrupted one is continued with ``resume=True`` (``--resume``), which keeps every
 record already written with status ok and runs the missing ones, the ones that did not end ok (failed,
-timeout, killed, oom: unless ``keep_failed``, ``KEEP_FAILED=1``) and the ones that cannot be read.
+timeout, killed, oom: unless ``keep_failed``, ``--keep-failed``) and the ones that cannot be read.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class Bench:
             try:
                 state = read_json(state_path, "bench state")
             except SchemaError as exc:
-                raise HarnessError(f"cannot resume: {exc}; start a new bench without RESUME or choose another "
+                raise HarnessError(f"cannot resume: {exc}; start a new bench without --resume or choose another "
                                    "OUT") from None
             if state.get("asked") != json.loads(json.dumps(self.cfg.asked())):
                 raise HarnessError(f"cannot resume into {self.out}: it holds a bench with other settings "
@@ -146,7 +146,7 @@ class Bench:
                 self.calibration = Calibration.model_validate(state["calibration"]) if state.get("calibration") else None
             except ValidationError as exc:
                 raise HarnessError(f"cannot resume: {state_path} calibration: {first_error(exc)}; start a new bench "
-                                   "without RESUME or choose another OUT") from None
+                                   "without --resume or choose another OUT") from None
             self._say_resume(ids)
         elif not self.cfg.resume:
             self._archive_previous()
@@ -226,7 +226,7 @@ class Bench:
             try:
                 rec = load_record(path)
                 say(f"    {rid}: recorded as {rec.status} ({rec.error or 'no reason'}): running it again"
-                    + ("" if self.cfg.keep_failed else " (KEEP_FAILED=1 keeps it)"))
+                    + ("" if self.cfg.keep_failed else " (--keep-failed, make bench KEEP_FAILED=1, keeps it)"))
             except SchemaError as exc:
                 say(f"    {rid}: its record cannot be used ({exc}): running it again")
 

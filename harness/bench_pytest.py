@@ -1,41 +1,30 @@
 """`make bench` = pytest-benchmark over benchmarks/, one test per (strategy, task, repeat).
 
-The bench's settings travel to pytest in HARNESS_BENCH_CONFIG; pytest-benchmark's own JSON is
-written beside report.json (atomically, through a temporary name) so its compare tools work.
+pytest runs in this process (pytest.main): the bench's settings reach benchmarks/conftest.py as the object
+``CURRENT``, never through environment variables. pytest-benchmark's own JSON is written beside report.json
+(atomically, through a temporary name) so its compare tools work.
 """
 
 from __future__ import annotations
 
-import json
-import os
+from dataclasses import replace
 from pathlib import Path
 
 from harness import registry
-from harness.bench import BenchConfig, say
+from harness.bench import BenchConfig
 from harness.errors import Interrupted
 from harness.files import OutLock, atomic_write_text, ensure_writable
 from harness.redact import scrub
 from harness.runner import STOP, stop_on_signals
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = "HARNESS_BENCH_CONFIG"
+CURRENT: BenchConfig | None = None  # the bench run_pytest is running, for benchmarks/conftest.py
 
 
-def config_from_env() -> BenchConfig:
-    """The bench config for benchmarks/ (set by run_pytest, or from make-style variables)."""
-    raw = os.environ.get(ENV)
-    if raw:
-        data = json.loads(raw)
-        data["out"] = Path(data["out"])
-        return BenchConfig(**data)
-    return BenchConfig(out=Path(os.environ.get("OUT") or "results/latest"),
-                       profile=os.environ.get("PROFILE") or "standard",
-                       strategies=registry.split_names(os.environ.get("STRATEGY"), "strategy"),
-                       tasks=registry.split_names(os.environ.get("TASK"), "task"), lm=os.environ.get("LM") or None,
-                       api_base=os.environ.get("API_BASE") or None, lm_server=os.environ.get("LM_SERVER") or None,
-                       repeat=registry.parse_repeat(os.environ.get("REPEAT")),
-                       resume=os.environ.get("RESUME", "") not in ("", "0"),
-                       keep_failed=os.environ.get("KEEP_FAILED", "") not in ("", "0"))
+def current_config() -> BenchConfig:
+    """The bench config for benchmarks/: the one run_pytest set (a plain `pytest benchmarks/` gets the defaults:
+    the standard profile into results/latest)."""
+    return CURRENT if CURRENT is not None else BenchConfig(out=Path("results/latest"))
 
 
 def check_lm(lm: str | None, price_as: str | None, api_base: str | None = None) -> None:
@@ -60,18 +49,19 @@ def run_pytest(cfg: BenchConfig) -> int:
 
 
 def _run_locked(cfg: BenchConfig, out: Path, pytest) -> int:
+    global CURRENT
     tmp = out / ".benchmark.json.tmp"
-    data = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
-    os.environ[ENV] = json.dumps({**data, "out": str(out), "locked": True})
-    with stop_on_signals():
-        code = pytest.main([str(ROOT / "benchmarks"), "-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                            f"--benchmark-json={tmp}", "--benchmark-columns=mean", "--benchmark-sort=name",
-                            "--benchmark-name=short", "-W", "ignore::DeprecationWarning"])
+    CURRENT = replace(cfg, out=out, locked=True)
+    try:
+        with stop_on_signals():
+            code = pytest.main([str(ROOT / "benchmarks"), "-q", "-s", "-p", "no:cacheprovider", "--rootdir",
+                                str(ROOT), f"--benchmark-json={tmp}", "--benchmark-columns=mean",
+                                "--benchmark-sort=name", "--benchmark-name=short", "-W", "ignore::DeprecationWarning"])
+    finally:
+        CURRENT = None
     if tmp.exists():
         atomic_write_text(out / "benchmark.json", scrub(tmp.read_text()))
         tmp.unlink()
     if STOP.is_set():
         raise Interrupted()
-    if code == 0:
-        say(f"bench done: {out / 'report.md'}")
     return int(code)

@@ -30,21 +30,21 @@ OPENAI_API_KEY) or a local OpenAI-compatible server with --lm openai/<model> --a
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LM and limits")
-    g.add_argument("--lm", default=os.environ.get("LM") or None,
+    g.add_argument("--lm", default=None,
                    help="the LM: a hosted one as dspy.LM takes it (provider/model); local/smollm2-135m or "
                         "local/gemma3-270m, a real model the harness installs on first use, serves on 127.0.0.1 and "
                         "stops; offline-http, the offline LM served over loopback HTTP; default: the embedded "
                         "offline LM, in-process")
-    g.add_argument("--api-base", default=os.environ.get("API_BASE") or None,
+    g.add_argument("--api-base", default=None,
                    help="base URL of an OpenAI-compatible server for --lm")
-    g.add_argument("--lm-server", default=os.environ.get("LM_SERVER") or None, metavar="COMMAND",
+    g.add_argument("--lm-server", default=None, metavar="COMMAND",
                    help="--lm local/<name>: start this OpenAI-compatible server command instead of llama.cpp's "
                         "(quoted, with {port} where the port goes); the harness still health-checks, measures and "
                         "stops it")
     g.add_argument("--offline-calibration", default=None, metavar="FILE",
                    help="the offline LM answers with a real model's format failures and accuracy, from the "
                         "calibration.json that `harness fidelity` wrote (a stand-in for that model)")
-    g.add_argument("--price-as", default=os.environ.get("PRICE_AS") or None,
+    g.add_argument("--price-as", default=None,
                    help="model whose price (DSPy's bundled table) and tokenizer price the tokens (default: "
                         "openai/gpt-4o-mini for the offline LM, the model itself for --lm)")
     g.add_argument("--timeout", type=_positive("--timeout"), default=None, metavar="SECONDS",
@@ -218,20 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/runs", help="folder for runs/<run_id>.json and logs/")
     _add_run_options(p)
 
-    p = sub.add_parser("bench", help="run a whole bench through pytest-benchmark (what `make bench` does)")
-    p.add_argument("--profile", default=os.environ.get("PROFILE") or "standard")
-    p.add_argument("--strategy", default=os.environ.get("STRATEGY") or None, help="comma list (default: all)")
-    p.add_argument("--task", default=os.environ.get("TASK") or None, help="comma list (default: all)")
-    p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
-    p.add_argument("--repeat", type=_count, default=None,
-                   help="runs per strategy and task, 1 or more (medians and spread in the report; default: "
-                        "REPEAT or 1)")
-    p.add_argument("--resume", action="store_true", default=os.environ.get("RESUME", "") not in ("", "0"),
+    p = sub.add_parser("bench", help="the bench `make bench` runs: every run through pytest-benchmark, then (a whole "
+                                     "suite of the quick or standard profile) the memory bench, the scaling runs and "
+                                     "the report", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--profile", default=None, help="quick, standard, local or real-student (see `list`; default: local "
+                                                  "with --lm local/<name>, else standard)")
+    p.add_argument("--strategy", default=None, help="comma list (default: the profile's)")
+    p.add_argument("--task", default=None, help="comma list (default: the profile's)")
+    p.add_argument("--out", default="results/latest")
+    p.add_argument("--repeat", type=_count, default=1,
+                   help="runs per strategy and task, 1 or more (medians and spread in the report)")
+    p.add_argument("--resume", action="store_true",
                    help="keep the ok runs OUT already holds; run the missing ones, the ones that did not end ok "
                         "and the unreadable ones")
-    p.add_argument("--keep-failed", action="store_true", default=os.environ.get("KEEP_FAILED", "") not in ("", "0"),
+    p.add_argument("--keep-failed", action="store_true",
                    help="with --resume: keep records that did not end ok instead of running them again "
                         "(the bench still fails on them)")
+    p.add_argument("--runs-only", action="store_true",
+                   help="a whole suite without its memory bench and scaling runs (a bench of chosen strategies, "
+                        "tasks, an LM or a program never runs them)")
     _add_run_options(p)
 
     p = sub.add_parser("report", help="(re)write report.json, report.md, runs.csv and plots from OUT/runs")
@@ -262,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check only the baseline's pairs that the current report has (default: a missing pair is an error)")
 
     p = sub.add_parser("memory", help="fine-tuning memory and speed as a function of model size (make bench-memory)")
-    p.add_argument("--out", default=os.environ.get("OUT") or "results/latest")
+    p.add_argument("--out", default="results/latest")
     p.add_argument("--profile", default="standard",
                    help="quick: the 3 smallest CPU sizes (and 0.5B, 1B on a GPU); standard: every size")
 
@@ -340,14 +345,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench_pytest import run_pytest
     from harness.registry import parse_repeat
 
-    repeat = args.repeat if args.repeat is not None else parse_repeat(os.environ.get("REPEAT"))
     _ask_for_a_cap(args)
+    if args.profile is None:
+        args.profile = "local" if str(args.lm or "").startswith("local/") else "standard"
+    whole = not (args.strategy or args.task or args.lm or args.program or args.runs_only) and \
+        args.profile in ("quick", "standard")
+    options = _options(args)  # (--program names the bench's task)
     cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy, "strategy"),
                       tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
-                      lm_server=args.lm_server,
-                      repeat=repeat, resume=args.resume, keep_failed=args.keep_failed, timeout_s=args.timeout, max_rss_mb=args.max_rss,
-                      options=_options(args), over_budget=args.over_budget)
-    return run_pytest(cfg)
+                      lm_server=args.lm_server, repeat=args.repeat, resume=args.resume, keep_failed=args.keep_failed,
+                      timeout_s=args.timeout, max_rss_mb=args.max_rss, options=options, over_budget=args.over_budget)
+    code = run_pytest(cfg)
+    if code == 0 and whole:  # the whole suite also measures fine-tuning memory and how cost grows with n_train
+        say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+        say("the memory bench (fine-tuning memory against model size) ...")
+        code = cmd_memory(argparse.Namespace(out=args.out, profile=args.profile))
+        if code == 0:
+            say("the scaling runs (calls and tokens against the train-set size) ...")
+            code = scaling.main(argparse.Namespace(out=args.out, profile=args.profile, task=None, strategy=None,
+                                                   sizes=None, resume=args.resume))
+        if code == 0:
+            cmd_report(argparse.Namespace(out=args.out))
+    if code == 0:
+        print(f"bench done: {Path(args.out) / 'report.md'} (and report.html)", file=sys.stderr, flush=True)
+    return code
 
 
 def _ask_for_a_cap(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ class HarnessError(Exception):
 class Interrupted(HarnessError):
     """The user stopped the bench (Ctrl-C or SIGTERM); what was recorded is kept."""
 
-    def __init__(self, message: str = "interrupted by the user; run again with RESUME=1 to finish") -> None:
+    def __init__(self, message: str = "interrupted by the user; run again with --resume (make bench RESUME=1) to finish") -> None:
         super().__init__(message, code=130)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,14 @@ MIN_N_TRAIN = 16
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("scaling", help="run the prompt strategies at smaller train sizes than the bench's, at the "
                                        "profile's budgets; fit calls and tokens against n_train -> OUT/scaling.json")
-    p.add_argument("--out", default=os.environ.get("OUT") or "results/latest", help="output folder (its bench's "
+    p.add_argument("--out", default="results/latest", help="output folder (its bench's "
                    "records at the profile's n_train are the largest point)")
-    p.add_argument("--profile", default=os.environ.get("PROFILE") or "standard", choices=PROFILES,
-                   help="whose budgets and n_train (default: $PROFILE or standard)")
-    p.add_argument("--task", default=os.environ.get("TASK") or None, help="comma list of tasks (default: all)")
+    p.add_argument("--profile", default="standard", choices=PROFILES,
+                   help="whose budgets and n_train (default: standard)")
+    p.add_argument("--task", default=None, help="comma list of tasks (default: all)")
     p.add_argument("--sizes", default=None, help="comma list of n_train values below the profile's n_train "
                    "(n_dev = n_train // 2); default: quick 16,24, standard 50,100")
-    p.add_argument("--strategy", default=os.environ.get("STRATEGY") or None,
+    p.add_argument("--strategy", default=None,
                    help="comma list of strategies (default: every prompt strategy)")
     p.add_argument("--resume", action="store_true", help="reuse records already in OUT/scaling for the same size")
     return p

@@ -44,7 +44,7 @@ def test_killed_bench_resumes_keeping_every_record_byte_for_byte(tmp_path):
     time.sleep(2.5)  # an orphaned run notices its runner is gone within a second and stops
     assert not (out / "report.json").exists() or not json.loads((out / "report.json").read_text())["complete"]
 
-    r = harness(*SLEEPY, "--repeat", "4", "--out", str(out), env={"RESUME": "1"})
+    r = harness(*SLEEPY, "--repeat", "4", "--out", str(out), "--resume")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "already recorded" in r.stderr
     for name, data in before.items():

@@ -51,9 +51,13 @@ def test_limits_and_counts_are_checked_before_a_run(tmp_path, args, needle):
     assert not (tmp_path / "out" / "runs").exists()  # nothing ran
 
 
-def test_repeat_from_the_environment_breaks_only_the_bench_and_says_so(tmp_path):
-    assert harness("list", env={"REPEAT": "abc"}).returncode == 0  # other commands are not touched
-    one_line_exit_2(harness("bench", *SLEEPY, "--out", str(tmp_path), env={"REPEAT": "abc"}), "REPEAT", "'abc'")
+def test_generic_variables_in_the_shell_change_nothing(tmp_path):
+    """OUT, PROFILE, TASK, REPEAT, LM ... in a user's shell are not read by the CLI (make passes flags)."""
+    env = {"REPEAT": "abc", "OUT": str(tmp_path / "elsewhere"), "PROFILE": "bogus", "TASK": "nope", "LM": "x/y",
+           "STRATEGY": "nope", "RESUME": "1", "PRICE_AS": "nope/nope"}
+    r = harness("bench", *SLEEPY, "--out", str(tmp_path / "out"), env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "out" / "runs" / "_sleepy___toy__r0.json").exists() and not (tmp_path / "elsewhere").exists()
 
 
 @pytest.mark.parametrize("flag", ["--strategy", "--task"])
@@ -191,7 +195,7 @@ def test_resume_runs_again_what_did_not_end_ok_and_keeps_the_old_record(tmp_path
     failed_bytes, ok_bytes = failed.read_bytes(), ok.read_bytes()
 
     r = harness("bench", "--profile", "quick", "--strategy", "_raise,_sleepy", "--task", "_toy", "--out", str(out),
-                env={"RESUME": "1"})
+                "--resume")
     assert r.returncode == 1, r.stderr[-2000:]  # a failing bench stays failing
     assert "recorded as failed" in r.stderr and "running it again" in r.stderr
     assert ok.read_bytes() == ok_bytes  # the ok record is kept as it was
@@ -200,8 +204,8 @@ def test_resume_runs_again_what_did_not_end_ok_and_keeps_the_old_record(tmp_path
     assert json.loads(failed.read_text())["started_at"] != json.loads(failed_bytes)["started_at"]
 
     r = harness("bench", "--profile", "quick", "--strategy", "_raise,_sleepy", "--task", "_toy", "--out", str(out),
-                env={"RESUME": "1", "KEEP_FAILED": "1"})
-    assert r.returncode == 1 and "KEEP_FAILED" in r.stdout + r.stderr  # kept, and still a failure
+                "--resume", "--keep-failed")
+    assert r.returncode == 1 and "--keep-failed" in r.stdout + r.stderr  # kept, and still a failure
 
 
 def test_resume_runs_again_a_record_that_cannot_be_read(tmp_path):
@@ -209,7 +213,7 @@ def test_resume_runs_again_a_record_that_cannot_be_read(tmp_path):
     assert harness("bench", *SLEEPY, "--out", str(out)).returncode == 0
     record = out / "runs" / "_sleepy___toy__r0.json"
     record.write_text("{ truncated")
-    r = harness("bench", *SLEEPY, "--out", str(out), env={"RESUME": "1"})
+    r = harness("bench", *SLEEPY, "--out", str(out), "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "cannot be used" in r.stderr
     assert load_record(record).status == "ok"

@@ -35,3 +35,24 @@ def test_each_run_line_has_a_time_elapsed_and_eta_and_the_bench_log_keeps_them(t
     assert re.search(r"ETA \d+:\d\d \(1 run at this bench's mean", starts[1])
     log = (tmp_path / "logs" / "bench.log").read_text()
     assert all(line in log for line in starts) and "report: " in log
+
+
+def test_harness_bench_does_the_whole_suite_and_says_done_after_its_last_step(monkeypatch, capsys, tmp_path):
+    """`python -m harness bench` (what `make bench` runs) of a whole quick or standard suite: the runs, then the
+    memory bench, the scaling runs and the report, and "bench done" only after the last; a bench of chosen
+    strategies (or --runs-only) stops after its runs."""
+    import harness.bench_pytest
+    from harness import cli, scaling
+
+    steps: list[str] = []
+    monkeypatch.setattr(harness.bench_pytest, "run_pytest", lambda cfg: steps.append(f"runs {cfg.profile}") or 0)
+    monkeypatch.setattr(cli, "cmd_memory", lambda a: steps.append("memory") or 0)
+    monkeypatch.setattr(scaling, "main", lambda a: steps.append("scaling") or 0)
+    monkeypatch.setattr(cli, "cmd_report", lambda a: steps.append("report") or 0)
+    assert cli.main(["bench", "--profile", "quick", "--out", str(tmp_path)]) == 0
+    assert steps == ["runs quick", "memory", "scaling", "report"]
+    assert capsys.readouterr().err.rstrip().splitlines()[-1].startswith("bench done:")
+    for extra in (["--strategy", "COPRO"], ["--runs-only"]):
+        steps.clear()
+        assert cli.main(["bench", "--profile", "quick", "--out", str(tmp_path), *extra]) == 0
+        assert steps == ["runs quick"], extra

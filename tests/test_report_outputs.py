@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -51,7 +52,7 @@ def out(tmp_path_factory) -> Path:
 
 
 def test_files_exist(out):
-    for name in ("report.json", "runs.csv", "report.md", "claims.json"):
+    for name in ("report.json", "runs.csv", "report.md", "claims.json", "report.html"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert not (out / "plots" / "stale.png").exists()
 
@@ -139,3 +140,38 @@ def test_write_outputs_survives_a_report_without_runs(tmp_path):
     assert md.splitlines()[2] == "## What each optimizer cost" and "No runs." in md
     assert "## Claims: verdicts" in md
     assert json.loads((tmp_path / "claims.json").read_text())["counts"]["untestable here"] > 0
+
+
+def chromium() -> str:
+    """Debian's chromium: `make test` installs it (scripts/ensure_chromium.sh) where the machine lacks it."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "chromium is not installed: run `make test`, which installs it (scripts/ensure_chromium.sh)"
+    return found
+
+
+def test_report_html_renders_in_headless_chromium(out, tmp_path):
+    """report.html opened in headless Chromium: every table and every plot rendered (the page's own script
+    counts what loaded), the headers sortable, the claims in a section of their own; a screenshot is kept."""
+    import subprocess
+
+    page = out / "report.html"
+    text = page.read_text()
+    assert text.startswith("<!doctype html>") and "src=\"plots/" not in text  # plots inline, nothing beside it
+    assert text.index("What each optimizer cost") < text.index("<summary>Claims: verdicts</summary>")
+    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = next(ln for ln in dom.stdout.splitlines() if "<body" in ln)
+    marks = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
+    n_images = text.count("<img ")
+    assert int(marks["tables"]) == text.count("<table>") >= 10, marks
+    assert int(marks["images"]) == n_images >= 5 and int(marks["images-ok"]) == n_images, marks
+    assert marks["sortable"] == "yes"
+    shot = tmp_path / "report.png"
+    subprocess.run([*args, "--window-size=1400,2400", f"--screenshot={shot}", page.as_uri()], capture_output=True,
+                   timeout=120, check=True)
+    assert_valid_png(shot)
+    keep = os.environ.get("REPORT_SCREENSHOT")
+    if keep:  # REPORT_SCREENSHOT=/path/shot.png keeps it, to look at
+        shutil.copy(shot, keep)

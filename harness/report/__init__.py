@@ -2,7 +2,8 @@
 
 ``write_outputs(report, out)`` (the end of every bench, and ``make report``) writes ``runs.csv`` (one tidy row
 per run), ``claims.json`` (every claim's verdict, rule, method and figures, and the projection tables),
-``report.md`` (the verdict table first) and PNG plots in ``plots/``. ``rebuild(out)`` reloads ``report.json``,
+``report.md`` (the cost card first, then the verdicts), ``report.html`` (report.md as one self-contained page:
+sortable tables, plots inline, sections folded) and PNG plots in ``plots/``. ``rebuild(out)`` reloads ``report.json``,
 takes in the records under ``runs/`` and writes everything again.
 
 Modules: ``tables`` (pandas frames), ``markdown`` (report.md), ``plots`` (matplotlib, Agg).
@@ -93,7 +94,7 @@ def write_outputs(report: Report, out: Path) -> None:
     from harness.claims.render import to_json
     from harness.claims.results import result_of
     from harness.claims.spec import load_claims
-    from harness.report import markdown, plots, tables
+    from harness.report import html, markdown, plots, tables
 
     out = Path(out)
     atomic_write_text(out / "runs.csv", tables.runs_frame(report).to_csv(index=False))
@@ -112,7 +113,10 @@ def write_outputs(report: Report, out: Path) -> None:
             old.unlink(missing_ok=True)
     for line in failed:
         _say(f"warning: plot not drawn: {line}")
-    atomic_write_text(out / "report.md", markdown.build(report, result, ev, written, failed, error))
+    md = markdown.build(report, result, ev, written, failed, error)
+    atomic_write_text(out / "report.md", md)
+    title = md.splitlines()[0].lstrip("# ").strip() if md else "dspy-resource-bench report"
+    atomic_write_text(out / "report.html", html.to_html(md, out, title))  # the same text, one self-contained page
 
 
 def _records(out: Path) -> list[RunRecord]:
