@@ -165,6 +165,32 @@ def _short(name: str) -> str:
     return name.replace("BootstrapFewShot", "BFS").replace("Optimizer", "Opt")
 
 
+def _place_labels(ax, points: list[tuple[float, float, str]], fontsize: float = 6.5) -> None:
+    """Label each point where its text overlaps no label placed before it (a few candidate offsets around the
+    point, tried in order; points with the same position share one label, their names joined by '=')."""
+    ax.figure.canvas.draw()  # the axes' scales and limits fixed, so data -> pixels is final
+    to_px = ax.transData.transform
+    per_char = fontsize * 0.6 * ax.figure.dpi / 72  # an average glyph's width, pixels
+    height = fontsize * 1.25 * ax.figure.dpi / 72
+    offsets = [(4, 2), (4, -11), (4, 13), (-4, 2), (-4, -11), (-4, 13), (4, -22), (4, 24), (-4, -22), (-4, 24)]
+    placed: list[tuple[float, float, float, float]] = []
+    for x, y, text in sorted(points, key=lambda p: (-p[1], p[0])):
+        px, py = to_px((x, y))
+        w = per_char * len(text)
+        choice = offsets[0]
+        for dx, dy in offsets:
+            sx, sy = dx * ax.figure.dpi / 72, dy * ax.figure.dpi / 72
+            box = (px + sx - (w if dx < 0 else 0), py + sy, px + sx + (0 if dx < 0 else w), py + sy + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                choice = (dx, dy)
+                break
+        sx, sy = choice[0] * ax.figure.dpi / 72, choice[1] * ax.figure.dpi / 72
+        placed.append((px + sx - (w if choice[0] < 0 else 0), py + sy, px + sx + (0 if choice[0] < 0 else w),
+                       py + sy + height))
+        ax.annotate(text, (x, y), fontsize=fontsize, xytext=choice, textcoords="offset points",
+                    ha="right" if choice[0] < 0 else "left")
+
+
 def cost_quality(plt, ev, out: Path) -> Plot | None:
     runs = ev.ok()
     runs = runs[runs["score_after"].notna() & runs["spend_usd"].notna()]
@@ -178,13 +204,15 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 5.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         g = runs[runs.task == task]
+        same: dict[tuple[float, float], list[str]] = {}
         for _, r in g.iterrows():
             x = max(r["spend_usd"], floor)
             colour = _colour(r["tier"])
             ax.scatter(x, r["score_after"], s=42, zorder=3, color=colour if not r["trained"] else "white",
                        edgecolors=colour, linewidths=1.5)
-            ax.annotate(_short(r["strategy"]), (x, r["score_after"]), fontsize=6.5, xytext=(4, 2),
-                        textcoords="offset points")
+            same.setdefault((round(x, 12), round(r["score_after"], 6)), []).append(_short(r["strategy"]))
+        ax.set_xscale("log")
+        _place_labels(ax, [(x, y, " = ".join(dict.fromkeys(names))) for (x, y), names in same.items()])
         prompt = g[~g["trained"]]
         front = _frontier([(max(x, floor), y) for x, y in zip(prompt["spend_usd"], prompt["score_after"])])
         if front:
@@ -192,7 +220,6 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
         base = g["score_before"].dropna()
         if not base.empty:
             ax.axhline(base.median(), color="grey", ls="--", lw=1)
-        ax.set_xscale("log")
         ax.set_title(f"task: {task}")
         ax.set_xlabel("optimization spend, projected (USD, log scale)")
         ax.set_ylabel("test score after optimizing (%)")
@@ -216,40 +243,76 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
                 f"trained student; zero spend is drawn at ${floor:.2g}")
 
 
+PHASE_SHADE = {"eval_before": "#e8eef8", "compile": "#fdf0dc", "eval_after": "#e6f4ea"}
+
+
+def _phase_spans(r) -> list[tuple[str, float, float]]:
+    """(phase, start, end) in seconds since the run's process started: the phases run one after another, after
+    the process's start-up (the wall time not in any phase, put first)."""
+    phases = [p for p in r.phases if p.wall_s is not None]
+    t = max(r.wall_s - sum(p.wall_s for p in phases), 0.0)
+    spans = []
+    for p in phases:
+        spans.append((p.name, t, t + p.wall_s))
+        t += p.wall_s
+    return spans
+
+
 def ram_timeline(plt, ev, out: Path) -> Plot | None:
-    recs = [r for r in ev.report.runs if r.measurement.timeline and r.repeat == min(x.repeat for x in ev.report.runs)]
+    """Small multiples: one panel per strategy (its runs on each task, one colour per task), the phases
+    shaded (evaluation before, compile, evaluation after), so that 15+ strategies stay legible."""
+    first = min(x.repeat for x in ev.report.runs) if ev.report.runs else 0
+    recs = [r for r in ev.report.runs if r.measurement.timeline and r.repeat == first]
     if not recs:
         return None
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     tasks = sorted({r.task for r in recs})
     strategies = list(dict.fromkeys(r.strategy for r in recs))
-    cmap = plt.get_cmap("tab20")
-    colour = {s: cmap(i % 20) for i, s in enumerate(strategies)}
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(12, 3.8 * len(tasks)), squeeze=False, sharex=True)
-    for ax, task in zip(axes[:, 0], tasks):
-        for r in recs:
-            if r.task != task:
-                continue
-            t = [max(s.t, 1e-2) for s in r.measurement.timeline]
-            ax.plot(t, [s.rss_mb for s in r.measurement.timeline], color=colour[r.strategy], lw=1.2,
-                    ls="-" if r.status == "ok" else ":")
-        ax.set_xscale("log")
-        ax.set_title(f"task: {task}")
-        ax.set_ylabel("RSS of the run's processes (MiB)")
-        ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("time since the run started (s, log scale)")
-    from matplotlib.lines import Line2D
-
-    tier = {s: (ev.claims.strategy(s).tier if ev.claims.strategy(s) else NOT_IN_STUDY) for s in strategies}
-    handles = [Line2D([], [], color=colour[s], lw=2, label=f"{s} ({tier[s]})") for s in strategies]
-    handles.append(Line2D([], [], color="black", ls=":", label="run not ok"))
-    fig.subplots_adjust(right=0.76, top=0.93, hspace=0.25)
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.77, 0.5), fontsize=8, title="strategy (claimed tier)")
-    fig.suptitle("RAM over time per run, measured (the poller's samples every "
-                 f"{recs[0].measurement.sample_interval_s:g} s; the exact peak is the record's VmHWM)", fontsize=12)
+    task_colour = {t: c for t, c in zip(tasks, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"))}
+    ncol = min(4, len(strategies))
+    nrow = -(-len(strategies) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 2.9 * nrow + 0.8), squeeze=False)
+    top = max(s.rss_mb for r in recs for s in r.measurement.timeline)
+    for ax, name in zip(axes.flat, strategies):
+        mine = [r for r in recs if r.strategy == name]
+        longest = max(mine, key=lambda r: r.wall_s)
+        for phase, a, b in _phase_spans(longest):  # the phases of its longest run, shaded
+            if phase in PHASE_SHADE:
+                ax.axvspan(a, b, color=PHASE_SHADE[phase], zorder=0)
+        for r in mine:
+            tl = r.measurement.timeline
+            ax.plot([x.t for x in tl], [x.rss_mb for x in tl], color=task_colour[r.task], lw=1.3,
+                    ls="-" if r.status == "ok" else ":", zorder=2)
+            ax.scatter([tl[-1].t], [r.peak_rss_mb], color=task_colour[r.task], s=12, zorder=3, marker="^")
+        tier = ev.claims.strategy(name).tier if ev.claims.strategy(name) else NOT_IN_STUDY
+        toy = " (toy student)" if any(r.toy_student for r in mine) else ""
+        ax.set_title(f"{name}{toy}\n{tier}", fontsize=9)
+        ax.set_ylim(0, top * 1.08)
+        ax.set_xlim(0, longest.wall_s * 1.02)
+        ax.grid(alpha=0.25)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(strategies):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("RSS (MiB)", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("seconds since the run started", fontsize=8)
+    handles = [Line2D([], [], color=task_colour[t], lw=2, label=f"task {t}") for t in tasks]
+    handles += [Patch(color=c, label=p.replace("_", " ")) for p, c in PHASE_SHADE.items()]
+    handles += [Line2D([], [], marker="^", ls="", color="0.3", label="peak (the record's VmHWM)"),
+                Line2D([], [], color="0.3", ls=":", label="run not ok")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle("RAM over time, one panel per strategy (the poller's samples every "
+                 f"{recs[0].measurement.sample_interval_s:g} s; same RAM scale everywhere, each panel its own time "
+                 "axis; phases of its longest run shaded)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     save(fig, out / "plots" / "ram_timeline.png")
     plt.close(fig)
     return Plot("plots/ram_timeline.png", "RAM over time per strategy",
-                "resident memory of each run's process tree over time (poller samples), one panel per task")
+                "resident memory of each run's process tree over time, one small panel per strategy with its tasks "
+                "in colour and its phases shaded")
 
 
 def memory_vs_analytic(plt, ev, out: Path) -> Plot | None:
@@ -339,20 +402,22 @@ def training_cost_plot(plt, ev, out: Path) -> Plot | None:
     fig, ax = plt.subplots(figsize=(11, 6))
     cmap = plt.get_cmap("tab10")
     keys = list(dict.fromkeys((c.workload, c.mode) for c in cases))
+    width = 0.6 / max(len(keys), 1)
     for i, (w, m) in enumerate(keys):
         mine = [c for c in cases if (c.workload, c.mode) == (w, m)]
-        xs = [sizes.index(c.size) for c in mine]
-        ax.fill_between(xs, [c.cost_usd_low for c in mine], [c.cost_usd_high for c in mine],
-                        color=cmap(i % 10), alpha=0.25)
-        ax.plot(xs, [c.cost_usd_low for c in mine], color=cmap(i % 10), marker="o" if m == "full" else "s",
-                ls="-" if m == "full" else "--", label=f"{w}, {m}")
+        # each series a little to the side of the size it is at, its price range a bar, not a band: no overlap
+        xs = [sizes.index(c.size) + (i - (len(keys) - 1) / 2) * width for c in mine]
+        lo, hi = [c.cost_usd_low for c in mine], [c.cost_usd_high for c in mine]
+        ax.vlines(xs, lo, hi, color=cmap(i % 10), lw=3, alpha=0.45)
+        ax.plot(xs, lo, color=cmap(i % 10), marker="o" if m == "full" else "s", ms=5,
+                ls="-" if m == "full" else "--", lw=1, label=f"{w}, {m}")
     ax.axhspan(1000, 50000, color="grey", alpha=0.15, label="study: $1,000-50,000")
     ax.set_yscale("log")
     ax.set_xticks(range(len(sizes)), sizes)
     ax.set_xlabel("model size (parameters)")
-    ax.set_ylabel(f"GPU rental (USD, log scale; band: ${gpu.usd_per_hour[0]:.2f}-{gpu.usd_per_hour[1]:.2f}/GPU-hour)")
+    ax.set_ylabel(f"GPU rental (USD, log scale; ${gpu.usd_per_hour[0]:.2f}-{gpu.usd_per_hour[1]:.2f}/GPU-hour)")
     ax.set_title(f"Weight-training cost of the stated workloads, projected on {gpu.name}\n"
-                 f"(MFU {100 * speed.mfu:.0f}%, {speed.basis}; line: low price, band up to the high price)", fontsize=10)
+                 f"(MFU {100 * speed.mfu:.0f}%, {speed.basis}; marker: low price, bar up to the high price)", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     ax.grid(alpha=0.3, which="both")
     save(fig, out / "plots" / "training_cost_projected.png")
