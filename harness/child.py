@@ -41,6 +41,7 @@ class Child:
         self.spec: dict[str, Any] = json.loads((run_dir / "spec.json").read_text())
         self.phase = "setup"
         self.phases: list[dict[str, Any]] = []
+        self.optimizer_prompts: dict[str, Any] = {}  # phase -> usage of the optimizer's own prompts (offline LM)
         self.result: dict[str, Any] = {"phases": self.phases}
         self.t0 = time.perf_counter()
         self._stop = threading.Event()
@@ -84,6 +85,7 @@ class Child:
 
         self.phase = name
         before = COUNTER.totals()
+        opt_before = self._optimizer_prompts().totals() if self.in_process else None
         w0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         out = fn()
         c1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -101,7 +103,15 @@ class Child:
             "lm_engine_s": round(engine, 5) if self.in_process else None,
             "lm_failures": failures.model_dump(),
         })
+        if opt_before is not None:  # the offline LM's calls that answered the optimizer's own prompts, apart
+            self.optimizer_prompts[name] = since(opt_before, self._optimizer_prompts()).model_dump()
         return out
+
+    @staticmethod
+    def _optimizer_prompts():
+        from harness.lm.offline import OPTIMIZER_PROMPTS
+
+        return OPTIMIZER_PROMPTS
 
     # ------------------------------------------------------------------ the run
 
@@ -195,6 +205,8 @@ class Child:
 
         ctx = getattr(self, "ctx", None)
         if ctx is not None:
+            if self.optimizer_prompts:
+                ctx.extra["optimizer_prompts"] = self.optimizer_prompts  # per phase (harness.lm.brain.Brain.respond)
             self.result["extra"] = _jsonable(ctx.extra)
             self.result["workaround"] = "; ".join(dict.fromkeys(ctx.workarounds)) or None
             self.result["training"] = ctx.training.model_dump() if ctx.training is not None else None

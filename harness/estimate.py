@@ -42,7 +42,9 @@ class Line:
     compile_calls: int | None
     input_tokens: int | None
     output_tokens: int | None
-    spend: dict[str, float]  # price model -> USD for the compile phase
+    optimizer_calls: int | None  # of compile_calls: the optimizer's own prompts (a prompt/reflection LM's share)
+    optimizer_tokens: tuple[int, int] | None  # their (input, output) tokens
+    spend: dict[str, float]  # price model -> USD for the compile phase (the optimizer's prompts at --prompt-price-as)
     hosted_s: float | None  # compile calls x seconds per call / concurrency
     per_question_before: tuple[float, float] | None  # (LM calls, tokens) per question before optimizing
     per_question_after: tuple[float, float] | None  # and after: demos lengthen prompts, an ensemble calls k times
@@ -61,17 +63,22 @@ def _per_question(rec: RunRecord, phase: str) -> tuple[float, float] | None:
     return p.usage.lm_calls / p.n_examples, (p.usage.input_tokens + p.usage.output_tokens) / p.n_examples
 
 
-def line_of(rec: RunRecord, prices: list[str], seconds_per_call: float, concurrency: int) -> Line:
+def line_of(rec: RunRecord, prices: list[str], seconds_per_call: float, concurrency: int,
+            prompt_price: str | None = None) -> Line:
     strategy = registry.strategies().get(rec.strategy)
     comp = rec.phase("compile")
     calls = comp.usage.lm_calls if comp is not None else None
     tin = comp.usage.input_tokens if comp is not None else None
     tout = comp.usage.output_tokens if comp is not None else None
+    opt = (rec.extra.get("optimizer_prompts") or {}).get("compile") or {}
+    o_calls, o_in, o_out = opt.get("lm_calls"), opt.get("input_tokens") or 0, opt.get("output_tokens") or 0
     spend = {}
     if tin is not None and tout is not None:
         for model in prices:
-            spend[model] = price_of(model).cost(tin, tout)
+            prompts = price_of(prompt_price or model)
+            spend[model] = price_of(model).cost(tin - o_in, tout - o_out) + prompts.cost(o_in, o_out)
     return Line(strategy=rec.strategy, status=rec.status, compile_calls=calls, input_tokens=tin, output_tokens=tout,
+                optimizer_calls=o_calls, optimizer_tokens=(o_in, o_out) if o_calls is not None else None,
                 spend=spend, hosted_s=None if calls is None else calls * seconds_per_call / concurrency,
                 per_question_before=_per_question(rec, "eval_before"),
                 per_question_after=_per_question(rec, "eval_after"),
@@ -101,7 +108,7 @@ def _n(x: float | None) -> str:
 
 
 def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: float, concurrency: int,
-           against: dict[str, RunRecord] | None = None, against_label: str = "") -> str:
+           against: dict[str, RunRecord] | None = None, against_label: str = "", prompt_price: str | None = None) -> str:
     head = [f"# What each optimizer will cost on {task.name}", "",
             f"Program `{task.program_doc}`, metric `{task.metric_name}`, data: {task.split_note}.", "",
             f"**Projections**, from one run of each optimizer against the offline LM (it costs nothing and counts "
@@ -109,9 +116,13 @@ def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: floa
             f"{task.pass_rate:.0%} under a bare prompt (`--pass-rate`; good demos raise it as they would a model's). "
             f"A real model's calls differ where it fails the adapter's format (each such answer is asked again) or "
             f"is more or less accurate than the stated rate. Tokens are counted with {prices[0]}'s tokenizer; spend "
-            f"is those tokens at each model's price in DSPy's bundled table. Time: calls x {seconds_per_call:g} s "
-            f"per call (an assumption: `--seconds-per-call`) / {concurrency} at a time (`--concurrency`).", ""]
-    cols = ["strategy", "status", "LM calls (optimizing)", "input tokens", "output tokens",
+            f"is those tokens at each model's price in DSPy's bundled table"
+            + (f", the optimizer's own prompts at {prompt_price}'s (`--prompt-price-as`)" if prompt_price else "")
+            + f". Calls in brackets: the program's signatures (the task LM, or a teacher) + the optimizer's own "
+            f"prompts (instruction proposals, reflections, rules: what a prompt or reflection LM would answer). "
+            f"Time: calls x {seconds_per_call:g} s per call (an assumption: `--seconds-per-call`) / {concurrency} "
+            f"at a time (`--concurrency`).", ""]
+    cols = ["strategy", "status", "LM calls (optimizing: program + prompts)", "input tokens", "output tokens",
             *[f"spend at {m}" for m in prices], "hosted time", "each later question: calls, tokens (before -> after)",
             "calls scale with"]
     rows = []
@@ -119,7 +130,9 @@ def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: floa
         b, a = ln.per_question_before, ln.per_question_after
         per = f"{b[0]:.3g}, {b[1]:,.0f} -> {a[0]:.3g}, {a[1]:,.0f}" if b and a else "-"
         status = ln.status if ln.status == "ok" else f"{ln.status}: {(ln.error or '')[:80]}"
-        rows.append([ln.strategy, status, _n(ln.compile_calls), _n(ln.input_tokens), _n(ln.output_tokens),
+        split = (f" ({ln.compile_calls - ln.optimizer_calls:,} + {ln.optimizer_calls:,})"
+                 if ln.compile_calls and ln.optimizer_calls is not None else "")
+        rows.append([ln.strategy, status, _n(ln.compile_calls) + split, _n(ln.input_tokens), _n(ln.output_tokens),
                      *[_money(ln.spend.get(m)) for m in prices], _duration(ln.hosted_s), per, ln.scales_with])
     out = head + _table(cols, rows) + [""]
     if against:
@@ -189,6 +202,9 @@ def add_parser(sub) -> None:
                                                     "trace=None)")
     p.add_argument("--strategy", default=None, help="comma list (default: every prompt strategy that runs on it)")
     p.add_argument("--price-as", default=",".join(DEFAULT_PRICES), help="comma list of provider/model prices")
+    p.add_argument("--prompt-price-as", default=None, metavar="MODEL",
+                   help="price the optimizer's own prompts (proposals, reflections) at this model's price: a strong "
+                        "prompt/reflection LM beside a cheap task LM (default: each --price-as model for both)")
     p.add_argument("--pass-rate", type=float, default=DEFAULT_PASS_RATE,
                    help="the share of the program's answers the offline LM gets right under a bare prompt (the "
                         "accuracy you expect of your model), 0-1")
@@ -213,7 +229,7 @@ def main(args: argparse.Namespace) -> int:
     prices = [m.strip() for m in args.price_as.split(",") if m.strip()]
     if not prices:
         raise HarnessError("--price-as names no model")
-    for m in prices:
+    for m in [*prices, *([args.prompt_price_as] if args.prompt_price_as else [])]:
         price_of(m)  # an unknown price is a one-line error before anything runs
     spec = ProgramSpec.from_args(args.program, args.data, args.metric, args.pass_rate, args.name)
     task = registry.use_task(build_task(spec))
@@ -236,17 +252,18 @@ def main(args: argparse.Namespace) -> int:
         for i, name in enumerate(names, 1):
             rec = run_one(RunSpec(strategy=name, task=task.name, profile=args.profile, price_as=prices[0],
                                   options={"program": spec.as_dict()}), out)
-            ln = line_of(rec, prices, args.seconds_per_call, args.concurrency)
+            ln = line_of(rec, prices, args.seconds_per_call, args.concurrency, args.prompt_price_as)
             lines.append(ln)
             say(f"[{i}/{len(names)}] {name}: {rec.status}, {_n(ln.compile_calls)} calls, "
                 f"{_n(_tok(ln))} tokens, {_money(ln.spend.get(prices[0]))} at {prices[0]} (projected)")
         text = render(lines, task=task, prices=prices, seconds_per_call=args.seconds_per_call,
-                      concurrency=args.concurrency, against=against, against_label=args.against or "")
+                      concurrency=args.concurrency, against=against, against_label=args.against or "",
+                      prompt_price=args.prompt_price_as)
         atomic_write_text(out / "estimate.md", text + "\n")
         atomic_write_json(out / "estimate.json", {
             "schema_version": 1, "kind": "dspy-resource-bench/estimate", "task": task.name,
             "program": spec.as_dict(), "split": task.split_note, "pass_rate": task.pass_rate, "profile": args.profile,
-            "prices": prices, "seconds_per_call": args.seconds_per_call, "concurrency": args.concurrency,
+            "prices": prices, "prompt_price": args.prompt_price_as, "seconds_per_call": args.seconds_per_call, "concurrency": args.concurrency,
             "projected_from": "one run per strategy against the offline LM (harness.tasks.user.DataOracle)",
             "strategies": [asdict(ln) for ln in lines]})
     print(text)

@@ -372,16 +372,25 @@ class Brain:
         return hit
 
     def reply(self, system: str, messages: list[tuple[str, str]], salt: str, key: str | None = None) -> str:
+        return self.respond(system, messages, salt, key)[0]
+
+    def respond(self, system: str, messages: list[tuple[str, str]], salt: str,
+                key: str | None = None) -> tuple[str, str]:
+        """(reply, role): role "program" when the prompt asks for the program's own output fields (the task's
+        predictors, run by the student, a teacher or an evaluation), "optimizer" for the optimizer's own prompts
+        (instruction proposals, reflections, rules: what a prompt or reflection LM answers)."""
         key = key or prefix_key(system, messages)
         prefix, judged = self._prefix(key, system, messages)
         last = messages[-1][1] if messages and messages[-1][0] == "user" else ""
         prompt = with_last_turn(prefix, last)
         rand = Rand(f"{_digest(key + last)}|{salt}")
         if not prompt.outputs and _RAW_REFLECTION in last:
-            return raw_reflection(self.generic, last, rand)
+            return raw_reflection(self.generic, last, rand), "optimizer"
         values: dict[str, str] = {}
         oracle, cal = self.oracle, self.calibration
-        if oracle is not None and any(f.name in oracle.fields for f in prompt.outputs):
+        program = oracle is not None and any(f.name in oracle.fields for f in prompt.outputs)
+        role = "program" if program else "optimizer"
+        if program:
             row = oracle.find(prompt.inputs)
             if row is not None:
                 skill = assess(oracle, prompt, row, salt, key, judged)
@@ -394,5 +403,5 @@ class Brain:
         if cal is not None and prompt.outputs:
             fail = cal.json_fail if prompt.json_mode else cal.chat_format_fail
             if fail and unit(_digest(key + last), salt, "format") < fail:
-                return UNFORMATTED.format(value=" ".join(values.values())[:200])
-        return render(prompt, values)
+                return UNFORMATTED.format(value=" ".join(values.values())[:200]), role
+        return render(prompt, values), role

@@ -42,6 +42,9 @@ def _rollout_callback():
     return RolloutTag()
 
 
+OPTIMIZER_PROMPTS = UsageCounter()  # the offline LM's calls that answered an optimizer's own prompt (Brain.respond)
+
+
 class OfflineEngine:
     """Serves completions from :class:`Brain`; counts calls, tokens and its own time."""
 
@@ -83,11 +86,14 @@ class OfflineEngine:
         system = system or ""
         messages = [(m.role, m.text or "") for m in request.messages]
         key = prefix_key(system, messages)
-        text = self.brain.reply(system, messages, self._salt(system, messages, request.config.temperature), key)
+        text, role = self.brain.respond(system, messages, self._salt(system, messages, request.config.temperature),
+                                        key)
         n_in = self._prefix_tokens(key, system, messages) + self.tokens.messages(messages[-1:]) if messages \
             else self.tokens.messages([("system", system)])
         n_out = self.tokens.text(text)
         self.counter.add(calls=1, input_tokens=n_in, output_tokens=n_out, engine_s=time.thread_time() - t0)
+        if role == "optimizer":  # the optimizer's own prompts, apart (what a separate prompt LM would serve)
+            OPTIMIZER_PROMPTS.add(calls=1, input_tokens=n_in, output_tokens=n_out)
         return Response(id=None, model=request.model, message=Message.assistant([TextPart(text)]),
                         finish_reason="stop", usage=Usage(input_tokens=n_in, output_tokens=n_out,
                                                           total_tokens=n_in + n_out))
@@ -109,7 +115,7 @@ def make_offline_lm(oracle=None, price_as: str = "openai/gpt-4o-mini", counter: 
 
     from harness.lm.pricing import price_of
 
-    counter.price = price_of(price_as)
+    counter.price = OPTIMIZER_PROMPTS.price = price_of(price_as)
     engine = OfflineEngine(Brain(oracle, calibration=calibration), TokenCounter(price_as), counter)
     lm = dspy.LM(OFFLINE_MODEL, engine=engine, cache=False, **kwargs)
     callbacks = [c for c in dspy.settings.callbacks if not isinstance(c, failure_counting_callback())]
