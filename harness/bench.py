@@ -131,7 +131,7 @@ class Bench:
     def _prepare(self) -> None:
         clean_stale(self.out)
         state_path = self.out / "bench.json"
-        ids = [registry.run_id(*r) for r in self.runs]
+        ids = [self.spec(*r).run_id for r in self.runs]
         if self.cfg.resume and state_path.exists():
             try:
                 state = read_json(state_path, "bench state")
@@ -231,7 +231,7 @@ class Bench:
                 say(f"    {rid}: its record cannot be used ({exc}): running it again")
 
     def run(self, strategy: str, task: str, repeat: int = 0) -> RunRecord:
-        rid = registry.run_id(strategy, task, repeat)
+        rid = self.spec(strategy, task, repeat).run_id
         kept = self.kept(rid)
         if kept is not None:
             return kept

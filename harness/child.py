@@ -167,7 +167,7 @@ class Child:
         options = spec.get("options", {})
         profile = registry.get_profile(spec["profile"])
         budgets, sizes = profile.budget_profile, profile.sizes or {}  # e.g. "local": quick budgets, its own sizes
-        ctx = RunContext(task=task, profile=budgets, lm=lm, workdir=workdir, options=options,
+        ctx = RunContext(task=task, profile=budgets, lm=lm, workdir=workdir, options=options, strategy=strategy.name,
                          trainset=task.examples("train", budgets, options.get("n_train") or sizes.get("train")),
                          devset=task.examples("dev", budgets, options.get("n_dev") or sizes.get("dev")),
                          seed=spec.get("seed", 0))

@@ -78,7 +78,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pass-rate", type=float, default=None,
                    help="the offline LM only: the share of the program's answers it gets right under a bare prompt")
     g.add_argument("--name", default=None, help="the program's task name in records (default: its module)")
-    g = p.add_argument_group("budgets (GEPA; the other strategies ignore them)")
+    g = p.add_argument_group("budgets")
+    g.add_argument("--set", action="append", default=None, metavar="STRATEGY.key=value",
+                   help="a strategy's setting over the profile's budgets, repeatable: --set MIPROv2.auto=medium "
+                        "--set COPRO.breadth=4 (the constructor's or compile()'s keyword); a run with settings is its "
+                        "own variant (run id MIPROv2@auto=medium__classify__r0), compared only with the same")
+    g.add_argument("--n-train", type=_count_of("--n-train"), default=None, metavar="N",
+                   help="train examples (default: the profile's); --n-dev and --n-test likewise")
+    g.add_argument("--n-dev", type=_count_of("--n-dev"), default=None, metavar="N", help=argparse.SUPPRESS)
+    g.add_argument("--n-test", type=_count_of("--n-test"), default=None, metavar="N", help=argparse.SUPPRESS)
     g.add_argument("--auto", default=None, metavar="PRESET",
                    help="GEPA's auto budget: light, medium or heavy (default: light in the standard profile)")
     g.add_argument("--max-metric-calls", default=None, metavar="N",
@@ -149,9 +157,13 @@ def _options(args: argparse.Namespace) -> dict:
     program = _program(args)
     if program is not None:
         options["program"] = program
-    for key in ("max_calls", "max_spend"):
+    for key in ("max_calls", "max_spend", "n_train", "n_dev", "n_test"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
+    if getattr(args, "set", None):
+        from harness.registry import parse_settings
+
+        options["set"] = parse_settings(args.set)
     return {**options, **budget_options({"auto": args.auto, "max_metric_calls": args.max_metric_calls})}
 
 

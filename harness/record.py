@@ -16,6 +16,7 @@ when a record is made or read, never carried into a report.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -327,6 +328,11 @@ class BudgetFigures(_Model):
 # --------------------------------------------------------------------------- the record
 
 
+def variant(settings: dict[str, Any] | None) -> str:
+    """'auto=medium,breadth=4' for a strategy's --set settings ('' for none): part of its run ids and keys."""
+    return ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted((settings or {}).items()))
+
+
 class RunRecord(_Model):
     """One strategy on one task under one profile, measured in its own process tree."""
 
@@ -414,8 +420,16 @@ class RunRecord(_Model):
         return next((p for p in self.phases if p.name == name), None)
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """The strategy's settings the run was given with --set ({}: its profile's)."""
+        return dict(self.extra.get("settings") or {})
+
+    @property
     def key(self) -> tuple[str, str]:
-        return (self.strategy, self.task)
+        """(strategy, task) that compare, check and the report match runs by: a run with --set settings is its
+        own variant, e.g. ('MIPROv2@auto=medium', 'classify'), never compared with the defaults' runs."""
+        label = variant(self.settings)
+        return (f"{self.strategy}@{label}" if label else self.strategy, self.task)
 
     @property
     def student(self) -> str | None:

@@ -8,11 +8,15 @@ import the same plugins, so a plugin's entries run exactly like the built-in one
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from harness.errors import HarnessError, unknown
+from harness.record import variant
 from harness.strategies.base import Strategy
 from harness.tasks.base import Task
 
@@ -199,5 +203,29 @@ def plan(profile: str, strategy_names: list[str] | None = None, task_names: list
     return runs
 
 
-def run_id(strategy: str, task: str, repeat: int = 0) -> str:
-    return f"{strategy}__{task}__r{repeat}"
+_SAFE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def parse_settings(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """--set STRATEGY.key=value (repeatable) -> {strategy: {key: value}}; a value is read as JSON where it is one
+    (4 -> 4, true -> True, 0.5 -> 0.5), else kept as text (medium). Unknown strategies are refused here."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        head, eq, value = item.partition("=")
+        name, dot, key = head.partition(".")
+        if not (eq and dot and name and key and value):
+            raise HarnessError(f"--set {item!r}: give STRATEGY.key=value, e.g. --set MIPROv2.auto=medium")
+        get_strategy(name)
+        if not (_SAFE.match(key) and _SAFE.match(value)):
+            raise HarnessError(f"--set {item!r}: keys and values are letters, digits and . _ + - only")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(name, {})[key] = parsed
+    return out
+
+
+def run_id(strategy: str, task: str, repeat: int = 0, settings: dict[str, Any] | None = None) -> str:
+    label = variant(settings)
+    return f"{strategy}{'@' + label if label else ''}__{task}__r{repeat}"

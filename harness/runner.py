@@ -75,8 +75,13 @@ class RunSpec:
         return self.backend.keyless
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """This run's strategy's --set settings ({} for its defaults)."""
+        return dict((self.options.get("set") or {}).get(self.strategy) or {})
+
+    @property
     def run_id(self) -> str:
-        return run_id(self.strategy, self.task, self.repeat)
+        return run_id(self.strategy, self.task, self.repeat, self.settings)
 
 
 @contextlib.contextmanager

@@ -236,3 +236,26 @@ def test_nan_in_a_strategy_s_own_figures_becomes_null_not_an_unreadable_record(t
     assert r.returncode == 0, r.stderr[-2000:]
     rec = load_record(tmp_path / "runs" / "_nan_extra___toy__r0.json")
     assert rec.extra["best_score"] is None and rec.extra["curve"] == [1.0, None]
+
+
+def test_settings_set_on_the_command_line_make_a_variant_of_their_own(tmp_path):
+    """--set STRATEGY.key=value reaches the optimizer (constructor or compile), the record keeps it, the run id and
+    the key that compare and check match by carry it; a setting the optimizer takes nowhere is named."""
+    from harness.load import load_record
+
+    out = tmp_path / "out"
+    r = harness("run", "--strategy", "COPRO", "--task", "classify", "--profile", "quick", "--set", "COPRO.breadth=3",
+                "--set", "COPRO.depth=1", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = load_record(out / "runs" / "COPRO@breadth=3,depth=1__classify__r0.json")
+    assert rec.settings == {"breadth": 3, "depth": 1} and rec.key == ("COPRO@breadth=3,depth=1", "classify")
+    # COPRO's own count: breadth x depth candidates, each scored on the 32 train examples (+ proposals)
+    default = harness("run", "--strategy", "COPRO", "--task", "classify", "--profile", "quick", "--out", str(out))
+    base = load_record(out / "runs" / "COPRO__classify__r0.json")
+    assert default.returncode == 0 and base.key == ("COPRO", "classify") and not base.settings
+    assert rec.phase("compile").usage.lm_calls < base.phase("compile").usage.lm_calls
+    bad = harness("run", "--strategy", "COPRO", "--task", "classify", "--profile", "quick", "--set", "COPRO.nope=1",
+                  "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 1 and "COPRO takes no 'nope'; its settings: breadth, depth" in bad.stdout
+    one_line_exit_2(harness("run", "--strategy", "COPRO", "--task", "classify", "--set", "Nope.x=1"), "Nope")
+    one_line_exit_2(harness("run", "--strategy", "COPRO", "--task", "classify", "--set", "COPRO.breadth"), "--set")

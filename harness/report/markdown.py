@@ -185,7 +185,7 @@ def cost_card_section(report: Report) -> list[str]:
             before = [r.score_before for r in pair if r.score_before is not None]
             after = [r.score_after for r in pair if r.score_after is not None]
             score = f"{statistics.median(before):.0f} -> {statistics.median(after):.0f}" if before and after else "-"
-            strat = declared.get(row["strategy"])
+            strat = declared.get(row["strategy"].split("@")[0])  # a --set variant: its strategy's
             status = "ok" if row["ok"] == row["runs"] else row["status"]
             students = sorted({r.student for r in pair if r.student})
             shaped = any(r.training is not None and r.training.extra.get("init") == "config" for r in pair)

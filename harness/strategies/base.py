@@ -32,6 +32,7 @@ class RunContext:
     workdir: Path  # scratch folder of this run (checkpoints go here; its bytes are measured)
     options: dict[str, Any] = field(default_factory=dict)  # e.g. {"student": "tiny", "mode": "full"}
     seed: int = 0
+    strategy: str = ""  # the strategy's name (its --set settings are options["set"][strategy])
     # Filled by the strategy while it runs:
     extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific figures -> record.extra
     workarounds: list[str] = field(default_factory=list)  # -> record.workaround
@@ -50,6 +51,37 @@ class RunContext:
         if self.profile == "local" and local is not None:
             return local
         return quick if self.quick else standard
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the user set for this strategy (--set NAME.key=value): over the profile's budgets."""
+        return dict((self.options.get("set") or {}).get(self.strategy) or {})
+
+    def tuned(self, cls: Any, init: dict[str, Any], compile: dict[str, Any] | None = None,
+              skip: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The optimizer's constructor and compile() keyword arguments with the user's settings put in: each
+        setting goes where `cls` takes it (its __init__, else its compile); one it takes nowhere is refused.
+        The record keeps what was set (extra.settings); `skip`: settings the strategy has applied itself."""
+        import inspect
+
+        init, comp = dict(init), dict(compile or {})
+        takes_init = inspect.signature(cls.__init__).parameters
+        takes_compile = inspect.signature(cls.compile).parameters
+        for key, value in self.settings.items():
+            if key in skip:  # the strategy applied it itself
+                continue
+            if key in takes_init:
+                init[key] = value
+            elif key in takes_compile:
+                comp[key] = value
+            else:
+                names = sorted(k for k in [*takes_init, *takes_compile] if not k.startswith("_") and k not in ("self", "student", "trainset",
+                                                                                      "valset", "metric", "kwargs"))
+                raise ValueError(f"--set {self.strategy}.{key}: {cls.__name__} takes no {key!r}; its settings: "
+                                 f"{', '.join(names)}")
+        if self.settings:
+            self.extra["settings"] = self.settings
+        return init, comp
 
     def workaround(self, text: str) -> None:
         """Record a workaround for a DSPy defect (one line, with DSPy's own error)."""

@@ -46,6 +46,9 @@ SPLIT_METHOD = ("reflection: every LM call served while GEPA's instruction propo
                 "calls minus those")
 
 
+BUDGET_KEYS = ("auto", "max_metric_calls")
+
+
 def budget_options(options: dict[str, Any]) -> dict[str, Any]:
     """{"auto": preset} or {"max_metric_calls": n} from the run's options, {} when neither is given; a bad value is
     a one-line HarnessError (exit 2)."""
@@ -73,7 +76,7 @@ def positive_int(value: Any) -> int:
 
 def resolve_budget(ctx: RunContext) -> dict[str, Any]:
     """The budget asked, or the profile's default (quick: QUICK_METRIC_CALLS metric calls; standard: auto="light")."""
-    asked = budget_options(ctx.options)
+    asked = budget_options(ctx.options) or budget_options(ctx.settings)  # --auto/--max-metric-calls, or --set GEPA.auto=
     return asked or ctx.sized(quick={"max_metric_calls": QUICK_METRIC_CALLS},
                               local={"max_metric_calls": LOCAL_METRIC_CALLS}, standard={"auto": "light"})
 
@@ -142,10 +145,12 @@ def gepa(ctx: RunContext, program):
     reflection = UsageCounter()
     reflection.price = COUNTER.price
     before = COUNTER.totals()
-    opt = dspy.GEPA(metric=feedback_metric(ctx.task), reflection_lm=ctx.lm,
-                    instruction_proposer=counted_proposer(reflection), num_threads=1, track_stats=True,
-                    seed=ctx.seed, **asked)
-    compiled = opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
+    init, comp = ctx.tuned(dspy.GEPA, {"metric": feedback_metric(ctx.task), "reflection_lm": ctx.lm,
+                                       "instruction_proposer": counted_proposer(reflection), "num_threads": 1,
+                                       "track_stats": True, "seed": ctx.seed, **asked},
+                           skip=tuple(BUDGET_KEYS))  # (a budget set is in `asked` already)
+    opt = dspy.GEPA(**init)
+    compiled = opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, **comp)
     ctx.budget = budget_figures(opt, compiled, asked, reflection.usage(), since(before), COUNTER.price)
     return compiled
 

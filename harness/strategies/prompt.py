@@ -29,36 +29,39 @@ def labeled_fewshot(ctx: RunContext, program):
     import dspy
 
     k = ctx.sized(quick=8, local=4, standard=16)  # library default k=16
-    return dspy.LabeledFewShot(k=k).compile(program, trainset=ctx.trainset)
+    init, comp = ctx.tuned(dspy.LabeledFewShot, {"k": k})
+    return dspy.LabeledFewShot(**init).compile(program, trainset=ctx.trainset, **comp)
 
 
 def bootstrap_fewshot(ctx: RunContext, program):
     import dspy
 
     size = ctx.sized(quick={}, local=LOCAL_DEMOS, standard={})  # defaults: 4 bootstrapped, 16 labeled demos
-    return dspy.BootstrapFewShot(metric=ctx.task.metric, **size).compile(program, trainset=ctx.trainset)
+    init, comp = ctx.tuned(dspy.BootstrapFewShot, {"metric": ctx.task.metric, **size})
+    return dspy.BootstrapFewShot(**init).compile(program, trainset=ctx.trainset, **comp)
 
 
 def copro(ctx: RunContext, program):
     import dspy
 
     size = ctx.sized(quick=dict(COPRO_QUICK), local=dict(COPRO_LOCAL), standard={})  # defaults: breadth=10, depth=3
-    opt = dspy.COPRO(metric=ctx.task.metric, **size)
-    return opt.compile(program, trainset=ctx.trainset, eval_kwargs=_eval_kwargs(ctx))
+    init, comp = ctx.tuned(dspy.COPRO, {"metric": ctx.task.metric, **size}, {"eval_kwargs": _eval_kwargs(ctx)})
+    return dspy.COPRO(**init).compile(program, trainset=ctx.trainset, **comp)
 
 
 def mipro_v2(ctx: RunContext, program):
     import dspy
 
-    if ctx.quick:
+    if ctx.quick and "auto" not in ctx.settings:  # an auto budget set by the user replaces the small ones
         size = ctx.sized(quick=MIPRO_QUICK, local=MIPRO_LOCAL)
         demos = ctx.sized(quick={}, local=LOCAL_DEMOS)
-        opt = dspy.MIPROv2(metric=ctx.task.metric, auto=None, num_candidates=size["num_candidates"],
-                           num_threads=1, seed=ctx.seed or 9, **demos)
-        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, num_trials=size["num_trials"],
-                           minibatch_size=size["minibatch_size"])
-    opt = dspy.MIPROv2(metric=ctx.task.metric, auto="light", num_threads=1)
-    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
+        init = {"metric": ctx.task.metric, "auto": None, "num_candidates": size["num_candidates"], "num_threads": 1,
+                "seed": ctx.seed or 9, **demos}
+        comp = {"num_trials": size["num_trials"], "minibatch_size": size["minibatch_size"]}
+    else:
+        init, comp = {"metric": ctx.task.metric, "auto": "light", "num_threads": 1}, {}
+    init, comp = ctx.tuned(dspy.MIPROv2, init, comp)
+    return dspy.MIPROv2(**init).compile(program, trainset=ctx.trainset, valset=ctx.devset, **comp)
 
 
 def infer_rules(ctx: RunContext, program):
@@ -66,8 +69,8 @@ def infer_rules(ctx: RunContext, program):
 
     size = ctx.sized(quick={"num_candidates": 3}, local={"num_candidates": 2, "num_rules": 3, **LOCAL_DEMOS},
                      standard={})  # library defaults: num_candidates=10, num_rules=10
-    opt = dspy.InferRules(metric=ctx.task.metric, num_threads=1, **size)
-    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
+    init, comp = ctx.tuned(dspy.InferRules, {"metric": ctx.task.metric, "num_threads": 1, **size})
+    return dspy.InferRules(**init).compile(program, trainset=ctx.trainset, valset=ctx.devset, **comp)
 
 
 def signature_optimizer(ctx: RunContext, program):
@@ -78,6 +81,7 @@ def signature_optimizer(ctx: RunContext, program):
     from dspy.teleprompt.signature_opt import SignatureOptimizer
 
     size = ctx.sized(quick=dict(COPRO_QUICK), local=dict(COPRO_LOCAL), standard={"breadth": 10, "depth": 3})
+    size, comp = ctx.tuned(COPRO, size, {"eval_kwargs": _eval_kwargs(ctx)})
     try:
         opt = SignatureOptimizer(metric=ctx.task.metric, **size)
     except TypeError as exc:
@@ -86,7 +90,7 @@ def signature_optimizer(ctx: RunContext, program):
                        "by keyword instead")
         opt = SignatureOptimizer.__new__(SignatureOptimizer)
         COPRO.__init__(opt, metric=ctx.task.metric, **size)
-    return opt.compile(program, devset=ctx.trainset, eval_kwargs=_eval_kwargs(ctx))
+    return opt.compile(program, devset=ctx.trainset, **comp)
 
 
 @contextlib.contextmanager
@@ -129,14 +133,15 @@ def avatar_optimizer(ctx: RunContext, program):
     from dspy.teleprompt import AvatarOptimizer
 
     iters = {"max_iters": 2} if ctx.quick else {}  # library default max_iters=10
+    init, comp = ctx.tuned(AvatarOptimizer, {"metric": ctx.task.metric, **iters})
     with _typed_predictor_shim(ctx, "AvatarOptimizer"):
-        opt = AvatarOptimizer(metric=ctx.task.metric, **iters)
+        opt = AvatarOptimizer(**init)
     # Unseeded, three identical quick runs made 486, 489 and 500 calls; seeded, 483 every time.
     ctx.workaround("AvatarOptimizer samples its positive/negative examples with the unseeded global "
                    "random.sample (dspy/teleprompt/avatar_optimizer.py:191,194), so identical runs differ in "
                    f"calls and tokens; random.seed({ctx.seed}) before compile")
     random.seed(ctx.seed)
-    return opt.compile(program, trainset=ctx.trainset)
+    return opt.compile(program, trainset=ctx.trainset, **comp)
 
 
 def _embedder():
@@ -152,8 +157,9 @@ def _embedder():
 def knn_fewshot(ctx: RunContext, program):
     import dspy
 
-    opt = dspy.KNNFewShot(k=ctx.sized(quick=3, local=2, standard=3), trainset=ctx.trainset, vectorizer=_embedder(), metric=ctx.task.metric)
-    return opt.compile(program)
+    init, comp = ctx.tuned(dspy.KNNFewShot, {"k": ctx.sized(quick=3, local=2, standard=3), "trainset": ctx.trainset,
+                                             "vectorizer": _embedder(), "metric": ctx.task.metric})
+    return dspy.KNNFewShot(**init).compile(program, **comp)
 
 
 def simba(ctx: RunContext, program):
@@ -162,8 +168,8 @@ def simba(ctx: RunContext, program):
     size = ctx.sized(quick={"bsize": 8, "num_candidates": 3, "max_steps": 2},
                      local={"bsize": 4, "num_candidates": 2, "max_steps": 1, "max_demos": 2},
                      standard={})  # defaults: 32, 6, 8
-    opt = dspy.SIMBA(metric=ctx.task.metric, num_threads=1, **size)
-    return opt.compile(program, trainset=ctx.trainset, seed=ctx.seed)
+    init, comp = ctx.tuned(dspy.SIMBA, {"metric": ctx.task.metric, "num_threads": 1, **size}, {"seed": ctx.seed})
+    return dspy.SIMBA(**init).compile(program, trainset=ctx.trainset, **comp)
 
 
 def random_search(ctx: RunContext, program):
@@ -171,8 +177,9 @@ def random_search(ctx: RunContext, program):
 
     size = ctx.sized(quick={"num_candidate_programs": 3}, local={"num_candidate_programs": 1, **LOCAL_DEMOS},
                      standard={})  # library default 16
-    opt = dspy.BootstrapFewShotWithRandomSearch(metric=ctx.task.metric, num_threads=1, **size)
-    return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset)
+    init, comp = ctx.tuned(dspy.BootstrapFewShotWithRandomSearch, {"metric": ctx.task.metric, "num_threads": 1, **size})
+    return dspy.BootstrapFewShotWithRandomSearch(**init).compile(program, trainset=ctx.trainset, valset=ctx.devset,
+                                                                 **comp)
 
 
 @contextlib.contextmanager
@@ -203,10 +210,11 @@ def optuna(ctx: RunContext, program):
 
     size = ctx.sized(quick={"num_candidate_programs": 3}, local={"num_candidate_programs": 1, **LOCAL_DEMOS},
                      standard={})  # library default 16
-    opt = BootstrapFewShotWithOptuna(metric=ctx.task.metric, num_threads=1, **size)
+    init, comp = ctx.tuned(BootstrapFewShotWithOptuna, {"metric": ctx.task.metric, "num_threads": 1, **size},
+                           {"max_demos": ctx.sized(quick=4, local=2, standard=4)})
+    opt = BootstrapFewShotWithOptuna(**init)
     with _seeded_optuna(ctx):
-        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, max_demos=ctx.sized(quick=4, local=2,
-                                                                                                 standard=4))
+        return opt.compile(program, trainset=ctx.trainset, valset=ctx.devset, **comp)
 
 
 def ensemble(ctx: RunContext, program):
