@@ -192,17 +192,11 @@ def _program(args: argparse.Namespace) -> dict | None:
 def _calibration(path: str, lm: str | None) -> dict:
     """The calibration file `harness fidelity` wrote, checked: only for the offline LM in-process."""
     from harness.lm.backend import OFFLINE, kind_of
-    from harness.lm.brain import Calibration
-    from harness.load import SchemaError, read_kind
+    from harness.load import read_calibration
 
     if kind_of(lm) != OFFLINE:
         raise HarnessError("--offline-calibration calibrates the offline LM: leave out --lm")
-    try:
-        data = read_kind(path, "calibration", "dspy-resource-bench/calibration")
-        Calibration.from_dict(data)
-    except (SchemaError, ValueError) as exc:
-        raise HarnessError(f"--offline-calibration {path}: {exc}") from None
-    return {k: data[k] for k in ("model", "chat_format_fail", "json_fail", "accuracy_scale") if k in data}
+    return read_calibration(path)
 
 
 class Parser(argparse.ArgumentParser):

@@ -24,7 +24,7 @@ from harness import registry
 from harness.errors import HarnessError
 from harness.files import OutLock, atomic_write_json, atomic_write_text, ensure_writable
 from harness.lm.pricing import price_of
-from harness.load import load_record
+from harness.load import load_record, read_calibration
 from harness.record import RunRecord
 from harness.runner import RunSpec, run_one, stop_on_signals
 from harness.tasks.user import DEFAULT_PASS_RATE, ProgramSpec, build_task
@@ -108,12 +108,15 @@ def _n(x: float | None) -> str:
 
 
 def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: float, concurrency: int,
-           against: dict[str, RunRecord] | None = None, against_label: str = "", prompt_price: str | None = None) -> str:
+           against: dict[str, RunRecord] | None = None, against_label: str = "", prompt_price: str | None = None,
+           calibrated: str | None = None) -> str:
     head = [f"# What each optimizer will cost on {task.name}", "",
             f"Program `{task.program_doc}`, metric `{task.metric_name}`, data: {task.split_note}.", "",
             f"**Projections**, from one run of each optimizer against the offline LM (it costs nothing and counts "
             f"every call and token where served), answering the program's output fields right at a stated rate of "
-            f"{task.pass_rate:.0%} under a bare prompt (`--pass-rate`; good demos raise it as they would a model's). "
+            f"{task.pass_rate:.0%} under a bare prompt (`--pass-rate`; good demos raise it as they would a model's)"
+            + (f", and with {calibrated}'s measured share of answers in no format the adapter parses "
+               "(`--offline-calibration`)" if calibrated else "") + ". "
             f"A real model's calls differ where it fails the adapter's format (each such answer is asked again) or "
             f"is more or less accurate than the stated rate. Tokens are counted with {prices[0]}'s tokenizer; spend "
             f"is those tokens at each model's price in DSPy's bundled table"
@@ -208,6 +211,10 @@ def add_parser(sub) -> None:
     p.add_argument("--pass-rate", type=float, default=DEFAULT_PASS_RATE,
                    help="the share of the program's answers the offline LM gets right under a bare prompt (the "
                         "accuracy you expect of your model), 0-1")
+    p.add_argument("--offline-calibration", default=None, metavar="FILE",
+                   help="the offline LM answers with a real model's measured format failures and accuracy (the "
+                        "calibration.json of `harness fidelity`), so that the estimate counts that model's fallback "
+                        "calls")
     p.add_argument("--profile", default="standard",
                    help="the optimizers' budgets: standard (each library's defaults) or quick (small ones)")
     p.add_argument("--seconds-per-call", type=float, default=DEFAULT_SECONDS_PER_CALL,
@@ -243,6 +250,9 @@ def main(args: argparse.Namespace) -> int:
     if not names:
         raise HarnessError(f"none of the strategies runs on {task.name}")
     against = real_runs(Path(args.against), task.name) if args.against else None
+    options: dict = {"program": spec.as_dict()}
+    if args.offline_calibration:
+        options["offline_calibration"] = read_calibration(args.offline_calibration)
     out = ensure_writable(Path(args.out or f"results/estimate/{task.name}"))
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     say(f"estimating {len(names)} optimizers on {task.name} ({task.split_note}) against the offline LM, "
@@ -251,14 +261,15 @@ def main(args: argparse.Namespace) -> int:
     with OutLock(out), stop_on_signals():
         for i, name in enumerate(names, 1):
             rec = run_one(RunSpec(strategy=name, task=task.name, profile=args.profile, price_as=prices[0],
-                                  options={"program": spec.as_dict()}), out)
+                                  options=options), out)
             ln = line_of(rec, prices, args.seconds_per_call, args.concurrency, args.prompt_price_as)
             lines.append(ln)
             say(f"[{i}/{len(names)}] {name}: {rec.status}, {_n(ln.compile_calls)} calls, "
                 f"{_n(_tok(ln))} tokens, {_money(ln.spend.get(prices[0]))} at {prices[0]} (projected)")
         text = render(lines, task=task, prices=prices, seconds_per_call=args.seconds_per_call,
                       concurrency=args.concurrency, against=against, against_label=args.against or "",
-                      prompt_price=args.prompt_price_as)
+                      prompt_price=args.prompt_price_as,
+                      calibrated=(options.get("offline_calibration") or {}).get("model"))
         atomic_write_text(out / "estimate.md", text + "\n")
         atomic_write_json(out / "estimate.json", {
             "schema_version": 1, "kind": "dspy-resource-bench/estimate", "task": task.name,

@@ -193,3 +193,16 @@ def load_record(path: str | Path) -> RunRecord:
         return RunRecord.model_validate(data)
     except ValidationError as exc:
         raise SchemaError(f"run record {path} does not match the schema: {first_error(exc)}") from None
+
+
+def read_calibration(path: str | Path) -> dict[str, Any]:
+    """The calibration.json `harness fidelity` wrote (a real model's measured format failures and accuracy),
+    checked: the fields the offline LM takes (harness.lm.brain.Calibration)."""
+    from harness.lm.brain import Calibration
+
+    try:
+        data = read_kind(path, "calibration", "dspy-resource-bench/calibration")
+        Calibration.from_dict(data)
+    except (SchemaError, ValueError) as exc:
+        raise HarnessError(f"--offline-calibration {path}: {exc}") from None
+    return {k: data[k] for k in ("model", "chat_format_fail", "json_fail", "accuracy_scale") if k in data}
