@@ -41,10 +41,10 @@ help:
 	@echo "                   and RAM from another machine or a contended run count only once re-runs confirm them)"
 	@echo "make baseline      refresh results/baseline on purpose (quick profile, 3 repeats)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e .
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[bench,test]"
 	touch $(STAMP)
 
 bench: $(STAMP)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import registry
 from harness.bench import BenchConfig
-from harness.errors import Interrupted
+from harness.errors import HarnessError, Interrupted
 from harness.files import OutLock, atomic_write_text, ensure_writable
 from harness.redact import scrub
 from harness.runner import STOP, stop_on_signals
@@ -39,7 +39,12 @@ def check_lm(lm: str | None, price_as: str | None, api_base: str | None = None) 
 
 
 def run_pytest(cfg: BenchConfig) -> int:
-    import pytest
+    try:
+        import pytest
+        import pytest_benchmark  # noqa: F401 - the bench's plugin
+    except ImportError:
+        raise HarnessError("`harness bench` runs through pytest-benchmark: pip install 'dspy-resource-bench[bench]' "
+                           "(make bench installs it)") from None
 
     registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)  # bad names fail here, in one line
     check_lm(cfg.lm, cfg.price_as, cfg.api_base)

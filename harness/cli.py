@@ -199,6 +199,18 @@ def _calibration(path: str, lm: str | None) -> dict:
     return read_calibration(path)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness import __version__
+
+    try:
+        dspy = version("dspy")
+    except PackageNotFoundError:
+        dspy = "not installed"
+    return f"dspy-resource-bench {__version__} (dspy {dspy})"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with the harness's error style: one line `error: ...` and exit 2, the usage left to --help."""
 
@@ -212,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="dspy-resource-bench: measure what each DSPy optimization strategy costs in time, memory, "
                     "GPU, disk, LM calls, tokens and money, and check published claims against the measurements.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="the harness's version and the DSPy it runs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("list", help="list strategies, tasks and profiles, one line each")

@@ -259,3 +259,22 @@ def test_settings_set_on_the_command_line_make_a_variant_of_their_own(tmp_path):
     assert bad.returncode == 1 and "COPRO takes no 'nope'; its settings: breadth, depth" in bad.stdout
     one_line_exit_2(harness("run", "--strategy", "COPRO", "--task", "classify", "--set", "Nope.x=1"), "Nope")
     one_line_exit_2(harness("run", "--strategy", "COPRO", "--task", "classify", "--set", "COPRO.breadth"), "--set")
+
+
+def test_dependencies_are_ranges_with_exact_pins_beside_them():
+    """pyproject.toml: ranges a user's project can install beside its own (torch exactly 2.13.0), test and bench
+    tools in extras; constraints.txt: the exact version of every one, which make installs with."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M))
+    runtime = {re.match(r"[A-Za-z0-9_.-]+", d).group(0): d for d in project["dependencies"]}
+    assert runtime["torch"] == "torch==2.13.0"
+    assert all("==" not in d for n, d in runtime.items() if n != "torch"), runtime
+    assert not {"pytest", "pytest-benchmark", "memory-profiler"} & set(runtime)
+    extras = {re.match(r"[A-Za-z0-9_.-]+", d).group(0) for e in project["optional-dependencies"].values() for d in e}
+    assert {"pytest", "pytest-benchmark", "memory-profiler"} <= extras
+    assert set(runtime) | extras <= set(pins), set(runtime) | extras - set(pins)
+    out = harness("--version")
+    assert out.returncode == 0 and re.match(r"dspy-resource-bench \S+ \(dspy 3\.4\.1\)", out.stdout)
