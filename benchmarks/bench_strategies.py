@@ -14,11 +14,11 @@ FIGURES = ("status", "wall_s", "cpu_s", "peak_rss_mb", "gpu_peak_mb", "disk_writ
 
 def test_run(benchmark, bench, run_key):
     strategy, task, repeat = run_key
-    kept = bench.kept(f"{strategy}__{task}__r{repeat}")
+    kept = bench.kept(bench.spec(strategy, task, repeat).run_id)
     if kept is not None and kept.status != "ok":
         pytest.fail(f"{kept.run_id}: kept from an earlier run (--keep-failed): {kept.status}: {kept.error}")
     if kept is not None:
-        pytest.skip("already recorded; RESUME keeps it")
+        pytest.skip("already recorded; --resume keeps it")
     benchmark.group = task
     record = benchmark.pedantic(bench.run, args=(strategy, task, repeat), rounds=1, iterations=1)
     benchmark.extra_info.update({k: getattr(record, k) for k in FIGURES})

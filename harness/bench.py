@@ -55,7 +55,8 @@ class BenchConfig:
         """What identifies a bench for RESUME: the same question must be asked again."""
         return {"profile": self.profile, "lm": self.lm,
                 "api_base": redact_url(self.api_base) if self.api_base else None,  # never a credential in bench.json
-                "price_as": self.price_as, "options": self.options,
+                "price_as": self.price_as,  # (a cap may change on resume: a run stopped at it can go on under more)
+                "options": {k: v for k, v in self.options.items() if k not in ("max_calls", "max_spend")},
                 **({"lm_server": self.lm_server} if self.lm_server else {})}
 
 
@@ -161,9 +162,9 @@ class Bench:
 
     def _archive_previous(self) -> None:
         """A new bench into a used OUT keeps the old results under OUT/archive/<time>/, never mixed."""
-        old = [p for p in ("runs", "logs", "report.json", "report.md", "runs.csv", "plots", "benchmark.json",
-                           "bench.json", "machine.json", "claims.json", "finetune_memory.json", "scaling.json",
-                           "scaling", "confirm") if (self.out / p).exists()]
+        old = [p for p in ("runs", "logs", "report.json", "report.md", "report.html", "runs.csv", "plots",
+                           "benchmark.json", "bench.json", "machine.json", "claims.json", "finetune_memory.json",
+                           "scaling.json", "scaling", "confirm", "prepass") if (self.out / p).exists()]
         if not old:
             return
         dest = self.out / "archive" / utcnow().strftime("%Y%m%dT%H%M%SZ")
@@ -235,14 +236,14 @@ class Bench:
         kept = self.kept(rid)
         if kept is not None:
             return kept
-        self._set_aside(rid)
         if STOP.is_set():
             raise Interrupted()
         n = len(self.expected)
         self.done += 1
         say(f"{_clock()} [{self.done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...{self._eta(n)}")
         spec = self.spec(strategy, task, repeat)
-        spend_guard(spec, self.out, lambda m: say(f"    {m}"), over_budget=self.cfg.over_budget)
+        spend_guard(spec, self.out, lambda m: say(f"    {m}"), over_budget=self.cfg.over_budget)  # (refused: kept)
+        self._set_aside(rid)
         rec = run_one(spec, self.out, progress=lambda m: say(f"    {m}"), served=self.served)
         self.walls.append(rec.wall_s)
         say(f"{_clock()} [{self.done}/{n}] {strategy} on {task}: {summary_line(rec)}")

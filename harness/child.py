@@ -87,7 +87,21 @@ class Child:
         before = COUNTER.totals()
         opt_before = self._optimizer_prompts().totals() if self.in_process else None
         w0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-        out = fn()
+        from harness.lm.budget import BudgetReached
+
+        try:
+            out = fn()
+        except BudgetReached:  # the phase the cap stopped: kept with what it spent, so the record shows where
+            c1 = resource.getrusage(resource.RUSAGE_SELF)
+            rss, hwm = rss_hwm_mb()
+            self.phases.append({
+                "name": name, "wall_s": round(time.perf_counter() - w0, 4),
+                "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 4),
+                "rss_end_mb": round(rss, 2), "hwm_mb": round(hwm, 2), "usage": since(before).model_dump(),
+                "n_examples": n_examples, "lm_engine_s": None,
+                "lm_failures": failures_since(before).model_dump(),
+            })
+            raise
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         rss, hwm = rss_hwm_mb()
         engine = COUNTER.totals().engine_s - before.engine_s
@@ -167,6 +181,8 @@ class Child:
         options = spec.get("options", {})
         profile = registry.get_profile(spec["profile"])
         budgets, sizes = profile.budget_profile, profile.sizes or {}  # e.g. "local": quick budgets, its own sizes
+        if getattr(task, "split_rows", None) is not None:
+            sizes = {}  # the user's own data: all of it, unless --n-train/--n-dev/--n-test say otherwise
         ctx = RunContext(task=task, profile=budgets, lm=lm, workdir=workdir, options=options, strategy=strategy.name,
                          trainset=task.examples("train", budgets, options.get("n_train") or sizes.get("train")),
                          devset=task.examples("dev", budgets, options.get("n_dev") or sizes.get("dev")),

@@ -62,12 +62,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-calls", type=_count_of("--max-calls"), default=None, metavar="N",
                    help="stop each run cleanly at N LM calls (status budget, what it spent kept)")
     g.add_argument("--max-spend", type=_usd, default=None, metavar="USD",
-                   help="a real LM: first an offline pre-pass projects each run's spend and a run projected over "
-                        "USD is refused; then the run stops cleanly once it has spent USD (status budget)")
+                   help="a real LM, per run: first an offline pre-pass projects the run's spend and a run projected "
+                        "over USD is refused; then the run stops cleanly once it has spent USD (status budget); a "
+                        "bench may spend up to runs x USD")
     g.add_argument("--over-budget", action="store_true",
                    help="run even when the pre-pass projects more than --max-spend (it still stops at the cap)")
-    g.add_argument("--no-cap", action="store_true",
-                   help="a bench on a hosted LM without --max-spend or --max-calls: start without asking")
+
     g = p.add_argument_group("your own program (instead of a shipped task; `harness estimate` projects its cost first)")
     g.add_argument("--program", default=None, help="module:name or path/to/file.py:name: a dspy.Module, or a "
                                                    "function returning one")
@@ -150,7 +150,10 @@ def _retries(text: str) -> int:
 
 def _options(args: argparse.Namespace) -> dict:
     """The run's options from the flags; a bad GEPA budget is refused here, before anything runs."""
-    options = {k: v for k, v in (("student", args.student), ("mode", args.mode), ("lm_retries", args.lm_retries))
+    student = args.student
+    if student and Path(student).is_dir():  # a folder: each run's process starts in a folder of its own
+        student = str(Path(student).resolve())
+    options = {k: v for k, v in (("student", student), ("mode", args.mode), ("lm_retries", args.lm_retries))
                if v is not None and v != ""}
     if getattr(args, "offline_calibration", None):
         options["offline_calibration"] = _calibration(args.offline_calibration, args.lm)
@@ -254,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-failed", action="store_true",
                    help="with --resume: keep records that did not end ok instead of running them again "
                         "(the bench still fails on them)")
+    p.add_argument("--no-cap", action="store_true",
+                   help="a bench on a hosted LM without --max-spend or --max-calls: start without asking")
     p.add_argument("--runs-only", action="store_true",
                    help="a whole suite without its memory bench and scaling runs (a bench of chosen strategies, "
                         "tasks, an LM or a program never runs them)")
@@ -363,13 +368,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import BenchConfig
     from harness.bench_pytest import run_pytest
-    from harness.registry import parse_repeat
 
     _ask_for_a_cap(args)
     if args.profile is None:
         args.profile = "local" if str(args.lm or "").startswith("local/") else "standard"
-    whole = not (args.strategy or args.task or args.lm or args.program or args.runs_only) and \
-        args.profile in ("quick", "standard")
+    chosen = [args.strategy, args.task, args.lm, args.program, args.set, args.n_train, args.n_dev, args.n_test,
+              args.offline_calibration, args.student, args.mode, args.auto, args.max_metric_calls, args.max_calls]
+    whole = not (any(v is not None and v != [] for v in chosen) or args.runs_only) and \
+        args.profile in ("quick", "standard")  # the memory bench and scaling runs are of the defaults only
     options = _options(args)  # (--program names the bench's task)
     cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy, "strategy"),
                       tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
@@ -398,7 +404,7 @@ def _ask_for_a_cap(args: argparse.Namespace) -> None:
 
     if kind_of(args.lm) != HOSTED or args.max_spend is not None or args.max_calls is not None or args.no_cap:
         return
-    if os.environ.get("CI") or not sys.stdin.isatty():
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no") or not sys.stdin.isatty():
         raise HarnessError(f"a bench on {args.lm} is billed and has no cap: give --max-spend USD or --max-calls N "
                            "(each run is then projected offline first and stopped at the cap), or --no-cap")
     answer = input(f"a bench on {args.lm} is billed and has no --max-spend or --max-calls cap. Start it anyway? [y/N] ")

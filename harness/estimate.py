@@ -175,7 +175,8 @@ def _table(cols: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def real_runs(folder: Path, task: str) -> dict[str, RunRecord]:
-    """strategy -> the record of a real run of this task in folder/runs (the latest repeat that ended ok)."""
+    """strategy -> the record of a real run of this task in folder/runs (an ok one first, then the latest repeat;
+    runs with --set settings left out)."""
     runs = Path(folder) / "runs"
     if not runs.is_dir():
         raise HarnessError(f"--against {folder}: no runs/ folder (make it with `harness bench --program ... --lm X "
@@ -183,7 +184,10 @@ def real_runs(folder: Path, task: str) -> dict[str, RunRecord]:
     out: dict[str, RunRecord] = {}
     for path in sorted(runs.glob("*.json")):
         rec = load_record(path)
-        if rec.task == task and (rec.strategy not in out or rec.status == "ok"):
+        if rec.task != task or rec.settings:  # (a --set variant is not the strategy the estimate ran)
+            continue
+        if rec.strategy not in out or (rec.status == "ok" and out[rec.strategy].status != "ok") or \
+                (rec.status == out[rec.strategy].status and rec.repeat > out[rec.strategy].repeat):
             out[rec.strategy] = rec
     if not out:
         raise HarnessError(f"--against {folder}: no run of {task} there")
@@ -246,6 +250,7 @@ def main(args: argparse.Namespace) -> int:
     for n in names or []:
         registry.get_strategy(n)
     names = names or [n for n, s in known.items() if s.kind == "prompt" and not n.startswith("_")]
+    skipped = [n for n in names if not known[n].runs_on(task.name)]
     names = [n for n in names if known[n].runs_on(task.name)]
     if not names:
         raise HarnessError(f"none of the strategies runs on {task.name}")
@@ -255,6 +260,8 @@ def main(args: argparse.Namespace) -> int:
         options["offline_calibration"] = read_calibration(args.offline_calibration)
     out = ensure_writable(Path(args.out or f"results/estimate/{task.name}"))
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if skipped:
+        say(f"left out (they run only on their own tasks): {', '.join(skipped)}")
     say(f"estimating {len(names)} optimizers on {task.name} ({task.split_note}) against the offline LM, "
         f"{task.pass_rate:.0%} right under a bare prompt ...")
     lines = []

@@ -204,5 +204,5 @@ def read_calibration(path: str | Path) -> dict[str, Any]:
         data = read_kind(path, "calibration", "dspy-resource-bench/calibration")
         Calibration.from_dict(data)
     except (SchemaError, ValueError) as exc:
-        raise HarnessError(f"--offline-calibration {path}: {exc}") from None
+        raise HarnessError(f"calibration file {path}: {exc}") from None
     return {k: data[k] for k in ("model", "chat_format_fail", "json_fail", "accuracy_scale") if k in data}

@@ -86,6 +86,7 @@ _USER_TASKS: dict[str, Task] = {}
 
 def use_task(task: Task) -> Task:
     """The user's own program as a task (harness.tasks.user): named like no built-in or plugin task."""
+    _load_plugins()
     builtin = {t.name for t in _builtin_tasks()} | set(_EXTRA_TASKS)
     if task.name in builtin:
         raise HarnessError(f"your program's task is named {task.name!r}, like a shipped task: give it another name "
@@ -215,7 +216,8 @@ def parse_settings(items: list[str] | None) -> dict[str, dict[str, Any]]:
         name, dot, key = head.partition(".")
         if not (eq and dot and name and key and value):
             raise HarnessError(f"--set {item!r}: give STRATEGY.key=value, e.g. --set MIPROv2.auto=medium")
-        get_strategy(name)
+        if not get_strategy(name).settable:
+            raise HarnessError(f"--set {item!r}: {name} takes no --set settings (its budgets are the profile's)")
         if not (_SAFE.match(key) and _SAFE.match(value)):
             raise HarnessError(f"--set {item!r}: keys and values are letters, digits and . _ + - only")
         try:

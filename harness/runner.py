@@ -387,6 +387,8 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
     training = TrainingInfo(**res["training"]) if res.get("training") else None
     budget = BudgetFigures.model_validate(res["budget"]) if res.get("budget") else None
     extra = dict(res.get("extra") or {})
+    if spec.settings:  # the variant the run was asked for, whatever became of it (a failed run is still that variant)
+        extra["settings"] = spec.settings
     if res.get("network_attempts"):
         extra["network_attempts"] = res["network_attempts"]
     return RunRecord(

@@ -288,8 +288,8 @@ def _finetune_host_ram(claim: Claim, ev: Evidence) -> list[Verdict]:
         cases.append(Case(r.peak_rss_mb * 2**20 / 1e9, f"{r.strategy} on {r.task}, a {kind} "
                           f"{r.training.total_params / 1e6:,.0f}M-parameter student, {r.training.mode}, "
                           f"{r.training.steps} steps; {device}", (r.run_id,)))
-    return [_range_verdict(claim, cases, "peak RSS of the run's process tree (kernel VmHWM) while a pretrained "
-                           "student trained in it; small-model evidence: a model of 100M-300M parameters, not an LLM "
+    return [_range_verdict(claim, cases, "peak RSS of the run's process tree (kernel VmHWM) while a real "
+                           "model (its weights, or its shape with random weights) trained in it; small-model evidence: a model of 100M-300M parameters, not an LLM "
                            "of the sizes the study means",
                            extra="small-model evidence only: host RAM grows with the model, the data and the loader")]
 

@@ -100,7 +100,8 @@ def gather(report: Report, claims: ClaimsFile, out: str | Path | None = None) ->
     from harness.claims import projections
 
     out_path = Path(out) if out is not None else None
-    rows = [run_row(r, claims) for r in report.runs]
+    # A run with --set settings is a variant: the study's claims are about each strategy as the profile runs it
+    rows = [run_row(r, claims) for r in report.runs if not r.settings]
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)  # the columns stated, so an empty report has them too
     for col in NUMERIC:  # None -> NaN, so medians and comparisons work whatever a run lacked
         runs[col] = pd.to_numeric(runs[col], errors="coerce").astype(float)

@@ -389,7 +389,10 @@ class Brain:
         values: dict[str, str] = {}
         oracle, cal = self.oracle, self.calibration
         program = oracle is not None and any(f.name in oracle.fields for f in prompt.outputs)
-        role = "program" if program else "optimizer"
+        # every output field of the program counts for the role, also one the oracle does not answer (an
+        # intermediate predictor's, e.g. a search query): oracle.program_fields where the oracle knows them
+        role_fields = getattr(oracle, "program_fields", None) or (oracle.fields if oracle is not None else ())
+        role = "program" if any(f.name in role_fields for f in prompt.outputs) else "optimizer"
         if program:
             row = oracle.find(prompt.inputs)
             if row is not None:

@@ -40,6 +40,9 @@ class Budget:
             if self.max_calls is not None and self.admitted >= self.max_calls:
                 raise BudgetReached(f"--max-calls {self.max_calls} reached: {self.admitted} LM calls made")
             if self.max_spend is not None:
+                if self.counter.totals().without_usage:  # a spend cap that cannot be counted does not hold: stop
+                    raise BudgetReached(f"--max-spend ${self.max_spend:g} cannot be held: the server answered "
+                                        "without token usage, so the spend is not known")
                 spent = self.spent()
                 if spent is not None and spent >= self.max_spend:
                     raise BudgetReached(f"--max-spend ${self.max_spend:g} reached: ${spent:.4f} spent in "

@@ -37,8 +37,11 @@ details>summary{cursor:pointer;font-size:1.25em;font-weight:600;padding:.4em 0}
 """
 
 SCRIPT = """
-function cellValue(td){const t=td.textContent.trim();const n=t.replace(/[$,%x ]|MiB|GB|s$|min$/g,'');
- const v=parseFloat(n);return isNaN(v)||!/^[-+]?[\\d.]/.test(n)?t.toLowerCase():v}
+const UNITS={'s':1,'min':60,'h':3600,'days':86400,'MiB':1,'GB':1000,'TB':1e6};
+function cellValue(td){const t=td.textContent.trim();
+ const m=t.match(/^[$]?([-+]?[\\d,]*\\.?\\d+)\\s*(s|min|h|days|MiB|GB|TB|%|x)?\\b/);
+ if(!m)return t.toLowerCase();const v=parseFloat(m[1].replace(/,/g,''));
+ return isNaN(v)?t.toLowerCase():v*(UNITS[m[2]]||1)}
 function sortBy(th){const table=th.closest('table'),i=[...th.parentNode.children].indexOf(th);
  const asc=!th.classList.contains('asc');table.querySelectorAll('th').forEach(h=>h.classList.remove('asc','desc'));
  th.classList.add(asc?'asc':'desc');const body=table.tBodies[0];const rows=[...body.rows];
@@ -55,14 +58,20 @@ window.addEventListener('load',()=>{const imgs=[...document.images];
 
 
 def _inline(text: str) -> str:
-    out = html.escape(text, quote=False)
-    out = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", out)
-    out = _BOLD.sub(r"<strong>\1</strong>", out)
-    return _EM.sub(r"<em>\1</em>", out)
+    """Markdown's inline marks as HTML; inside a code span nothing else is read."""
+    parts = _CODE.split(html.escape(text.replace("\\|", "|"), quote=False))
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # (split keeps the code spans' text at the odd places)
+            out.append(f"<code>{part}</code>")
+        else:
+            out.append(_EM.sub(r"<em>\1</em>", _BOLD.sub(r"<strong>\1</strong>", part)))
+    return "".join(out)
 
 
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """A table row's cells: split at the pipes that are not escaped (md_table writes a cell's own as \\|)."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def _image(src: str, alt: str, base: Path) -> str:

@@ -212,7 +212,6 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
                        edgecolors=colour, linewidths=1.5)
             same.setdefault((round(x, 12), round(r["score_after"], 6)), []).append(_short(r["strategy"]))
         ax.set_xscale("log")
-        _place_labels(ax, [(x, y, " = ".join(dict.fromkeys(names))) for (x, y), names in same.items()])
         prompt = g[~g["trained"]]
         front = _frontier([(max(x, floor), y) for x, y in zip(prompt["spend_usd"], prompt["score_after"])])
         if front:
@@ -220,6 +219,7 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
         base = g["score_before"].dropna()
         if not base.empty:
             ax.axhline(base.median(), color="grey", ls="--", lw=1)
+        _place_labels(ax, [(x, y, " = ".join(dict.fromkeys(names))) for (x, y), names in same.items()])
         ax.set_title(f"task: {task}")
         ax.set_xlabel("optimization spend, projected (USD, log scale)")
         ax.set_ylabel("test score after optimizing (%)")
@@ -269,14 +269,15 @@ def ram_timeline(plt, ev, out: Path) -> Plot | None:
     from matplotlib.patches import Patch
 
     tasks = sorted({r.task for r in recs})
-    strategies = list(dict.fromkeys(r.strategy for r in recs))
-    task_colour = {t: c for t, c in zip(tasks, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"))}
+    strategies = list(dict.fromkeys(r.key[0] for r in recs))  # (a --set variant has a panel of its own)
+    cmap = plt.get_cmap("tab10")
+    task_colour = {t: cmap(i % 10) for i, t in enumerate(tasks)}
     ncol = min(4, len(strategies))
     nrow = -(-len(strategies) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 2.9 * nrow + 0.8), squeeze=False)
-    top = max(s.rss_mb for r in recs for s in r.measurement.timeline)
+    top = max([s.rss_mb for r in recs for s in r.measurement.timeline] + [r.peak_rss_mb for r in recs])
     for ax, name in zip(axes.flat, strategies):
-        mine = [r for r in recs if r.strategy == name]
+        mine = [r for r in recs if r.key[0] == name]
         longest = max(mine, key=lambda r: r.wall_s)
         for phase, a, b in _phase_spans(longest):  # the phases of its longest run, shaded
             if phase in PHASE_SHADE:
@@ -286,7 +287,8 @@ def ram_timeline(plt, ev, out: Path) -> Plot | None:
             ax.plot([x.t for x in tl], [x.rss_mb for x in tl], color=task_colour[r.task], lw=1.3,
                     ls="-" if r.status == "ok" else ":", zorder=2)
             ax.scatter([tl[-1].t], [r.peak_rss_mb], color=task_colour[r.task], s=12, zorder=3, marker="^")
-        tier = ev.claims.strategy(name).tier if ev.claims.strategy(name) else NOT_IN_STUDY
+        claim = ev.claims.strategy(mine[0].strategy)
+        tier = claim.tier if claim else NOT_IN_STUDY
         toy = " (toy student)" if any(r.toy_student for r in mine) else ""
         ax.set_title(f"{name}{toy}\n{tier}", fontsize=9)
         ax.set_ylim(0, top * 1.08)

@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
 Kind = Literal["prompt", "weights", "both"]
 
 
+RESERVED = ("metric", "trainset", "valset", "devset", "student", "teacher", "program")  # the harness's own arguments
+
+
 @dataclass
 class RunContext:
     """Everything a strategy's compile step may use. Built fresh in the run's own process."""
@@ -70,6 +73,8 @@ class RunContext:
         for key, value in self.settings.items():
             if key in skip:  # the strategy applied it itself
                 continue
+            if key in RESERVED:
+                raise ValueError(f"--set {self.strategy}.{key}: the harness gives {key} itself (the task's)")
             if key in takes_init:
                 init[key] = value
             elif key in takes_compile:
@@ -97,6 +102,7 @@ class Strategy:
     tasks: tuple[str, ...] | None = None  # tasks it runs on; None: every task
     needs: tuple[str, ...] = ()  # importable modules it needs beyond dspy (checked before running)
     inference_heavy: bool = False  # its cost moves from compile time to inference (KNNFewShot, Ensemble)
+    settable: bool = True  # its optimizer takes --set settings (RunContext.tuned); False: refused at the command line
     prepare: Callable[[RunContext, "dspy.Module"], "dspy.Module"] | None = None  # e.g. set the student LM
     scales_with: str = ""  # what its LM calls grow with, from its own loop (the report's cost card says it)
 

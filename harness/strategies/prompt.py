@@ -262,6 +262,6 @@ STRATEGIES = [
     Strategy("BootstrapFewShotWithOptuna", "prompt", "bootstrapped demo sets chosen by Optuna", optuna,
              needs=("optuna",),
              scales_with="candidate programs x dev size (+ bootstrapping on train)"),
-    Strategy("Ensemble", "prompt", "majority vote over several programs", ensemble, inference_heavy=True,
+    Strategy("Ensemble", "prompt", "majority vote over several programs", ensemble, inference_heavy=True, settable=False,
              scales_with="members x every later call (0 calls to build)"),
 ]

@@ -16,6 +16,7 @@ threads in the run's process; default 1 for the "tiny" student on the CPU, else 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -149,12 +150,53 @@ def _finish(ctx: RunContext, compiled: Any, student: Any) -> Any:
 # --------------------------------------------------------------------------- BootstrapFinetune
 
 
+@contextlib.contextmanager
+def _skip_errored_traces(ctx: RunContext):
+    """dspy 3.4.1's BootstrapFinetune fails on a teacher whose answer does not parse, in two ways: it calls
+    bootstrap_trace_data with raise_on_error=True (bootstrap_finetune.py:76), so one example whose teacher call
+    raised leaves an empty prediction that cannot be unpacked (bootstrap_trace.py:134, with DSPy's own TODO) and
+    the compile fails; and a captured parse failure (a FailedPrediction) scores -1, truthy, so it passes the metric
+    filter and breaks the formatting of the training data. Workaround, only while it compiles: raise_on_error=False
+    and FailedPrediction traces dropped, so such examples are skipped and the others train."""
+    import dspy.teleprompt.bootstrap_finetune as bf
+    from dspy.teleprompt.bootstrap_trace import FailedPrediction
+
+    real = bf.bootstrap_trace_data
+
+    def failed(d: dict) -> bool:
+        return isinstance(d.get("prediction"), FailedPrediction) or any(
+            isinstance(step[2], FailedPrediction) for step in d.get("trace") or [] if len(step) > 2)
+
+    def tolerant(*args, **kwargs):
+        kwargs.setdefault("raise_on_error", False)
+        data = real(*args, **kwargs)
+        n = len(kwargs.get("dataset") or (args[1] if len(args) > 1 else []))
+        kept = [d for d in data if not failed(d)]
+        if len(kept) < n:
+            ctx.workaround("dspy BootstrapFinetune cannot train from a teacher whose answer does not parse: with "
+                           "raise_on_error=True (dspy/teleprompt/bootstrap_finetune.py:76) an example whose teacher "
+                           "call raised fails the compile (`ValueError: not enough values to unpack (expected 2, got "
+                           "0)`, dspy/teleprompt/bootstrap_trace.py:134), and a captured parse failure scores -1, "
+                           "which passes its metric filter and then fails formatting (`'FailedPrediction' object has "
+                           "no attribute 'get'`, dspy/adapters/chat_adapter.py:209); bootstrap_trace_data given "
+                           "raise_on_error=False and its FailedPrediction traces dropped, so such examples are skipped")
+            ctx.extra["traces_skipped"] = ctx.extra.get("traces_skipped", 0) + n - len(kept)
+        return kept
+
+    bf.bootstrap_trace_data = tolerant
+    try:
+        yield
+    finally:
+        bf.bootstrap_trace_data = real
+
+
+
 def compile_bootstrap_finetune(ctx: RunContext, program: Any) -> Any:
     import dspy
 
     student = _student(ctx, program)
     optimizer = dspy.BootstrapFinetune(metric=ctx.task.metric)
-    with dspy.context(lm=ctx.lm):
+    with dspy.context(lm=ctx.lm), _skip_errored_traces(ctx):
         compiled = optimizer.compile(program, trainset=list(ctx.trainset), teacher=_teacher(program, ctx.lm))
     return _finish(ctx, compiled, student)
 
@@ -257,7 +299,7 @@ def compile_better_together(ctx: RunContext, program: Any) -> Any:
     )
     # The prompt step works on reset copies whose predictors have no LM (predict.py:70), so it
     # bootstraps and scores candidates on the globally configured LM: the run's LM here.
-    with dspy.context(lm=ctx.lm):
+    with dspy.context(lm=ctx.lm), _skip_errored_traces(ctx):
         compiled = optimizer.compile(program, trainset=list(ctx.trainset), valset=list(ctx.devset) or None,
                                      seed=ctx.seed, strategy="p -> w -> p")
     ctx.extra["better_together"] = {
@@ -277,6 +319,7 @@ BOOTSTRAP_FINETUNE = Strategy(
     compile=compile_bootstrap_finetune,
     prepare=prepare_student,
     needs=NEEDS,
+    settable=False,
     scales_with="train examples (the teacher's traces); training time with SFT steps x student size",
 )
 GRPO_STRATEGY = Strategy(
@@ -286,6 +329,7 @@ GRPO_STRATEGY = Strategy(
     compile=compile_grpo,
     prepare=prepare_student,
     needs=NEEDS,
+    settable=False,
     scales_with="train steps x examples per step x rollouts (student and teacher calls)",
 )
 BETTER_TOGETHER = Strategy(
@@ -295,6 +339,7 @@ BETTER_TOGETHER = Strategy(
     compile=compile_better_together,
     prepare=prepare_student,
     needs=NEEDS,
+    settable=False,
     scales_with="its random-search prompt steps (candidates x dev) plus one fine-tuning step",
 )
 STRATEGIES = (BOOTSTRAP_FINETUNE, GRPO_STRATEGY, BETTER_TOGETHER)

@@ -23,6 +23,7 @@ import csv
 import importlib
 import importlib.util
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,8 +33,11 @@ from typing import Any
 from harness import registry
 from harness.errors import HarnessError
 from harness.tasks.base import SPLITS, Task
+from harness.tasks.oracles import norm
 
 DEFAULT_PASS_RATE = 0.5
+_FILES: dict[Path, Any] = {}  # path/to/file.py -> its module, loaded once
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def load_object(ref: str, what: str, root: str | None = None) -> Any:
@@ -47,10 +51,18 @@ def load_object(ref: str, what: str, root: str | None = None) -> Any:
             path = Path(mod_name).resolve()
             if not path.is_file():
                 raise HarnessError(f"{what} {ref!r}: no file {path}")
-            spec = importlib.util.spec_from_file_location(f"_harness_user_{path.stem}", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            module = _FILES.get(path)
+            if module is None:  # once per file: the program and the metric of one file share one module
+                name = f"_harness_user_{len(_FILES)}_{path.stem}"
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+                _FILES[path] = module
         else:
             where = str(Path(root or Path.cwd()).resolve())
             if where not in sys.path:
@@ -71,26 +83,38 @@ def read_rows(ref: str, root: str | None = None) -> list[dict[str, Any]]:
     path = Path(ref)
     if not path.exists() and ":" in ref:
         rows = load_object(ref, "--data", root)
-        rows = rows() if callable(rows) else rows
+        try:
+            rows = list(rows() if callable(rows) else rows)
+        except Exception as exc:  # noqa: BLE001 - the user's function, named with its own error
+            raise HarnessError(f"--data {ref}: raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") \
+                from None
     elif not path.is_file():
         raise HarnessError(f"--data {ref}: no such file")
     elif path.suffix == ".csv":
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
-    else:
-        text = path.read_text()
+    elif path.suffix == ".json":
         try:
-            rows = json.loads(text) if path.suffix == ".json" else [json.loads(ln) for ln in text.splitlines()
-                                                                   if ln.strip()]
+            rows = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise HarnessError(f"--data {ref}: not valid {'JSON' if path.suffix == '.json' else 'JSONL'} "
-                               f"(line {exc.lineno}: {exc.msg})") from None
+            raise HarnessError(f"--data {ref}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        if not isinstance(rows, list):
+            raise HarnessError(f"--data {ref}: a .json file must hold a list of rows, not a {type(rows).__name__}")
+    else:
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise HarnessError(f"--data {ref}: not valid JSONL (line {n}: {exc.msg})") from None
     out = []
     for i, row in enumerate(rows):
-        row = dict(row.toDict() if hasattr(row, "toDict") else row) if not isinstance(row, dict) else row
+        if hasattr(row, "toDict"):  # a dspy.Example
+            row = row.toDict()
         if not isinstance(row, dict):
-            raise HarnessError(f"--data {ref}: row {i + 1} is not an object of fields")
-        out.append(row)
+            raise HarnessError(f"--data {ref}: row {i + 1} is not an object of fields (a {type(row).__name__})")
+        out.append(dict(row))
     if not out:
         raise HarnessError(f"--data {ref}: no rows")
     return out
@@ -147,6 +171,8 @@ class ProgramSpec:
     @property
     def task_name(self) -> str:
         if self.name:
+            if not _NAME.match(self.name):
+                raise HarnessError(f"--name {self.name!r}: letters, digits and . _ - only (it names files)")
             return self.name
         stem = self.program.rpartition(":")[0]
         return Path(stem).stem if stem.endswith(".py") else stem.rsplit(".", 1)[-1]
@@ -170,11 +196,10 @@ class DataOracle:
     topic = "the program's task"
 
     def __init__(self, rows: list[dict[str, Any]], input_keys: tuple[str, ...], fields: tuple[str, ...],
-                 pass_rate: float) -> None:
-        from harness.tasks.oracles import norm
-
+                 pass_rate: float, program_fields: tuple[str, ...] = ()) -> None:
         self.rows, self.input_keys, self.fields, self.pass_rate = rows, input_keys, frozenset(fields), pass_rate
         self.answer_fields = fields
+        self.program_fields = frozenset(program_fields) | self.fields  # every predictor's outputs: a program call
         self._norm = norm
         self.index: dict[str, dict] = {}
         for i, row in enumerate(rows):
@@ -216,7 +241,8 @@ class DataOracle:
 
 @dataclass(frozen=True)
 class UserTask(Task):
-    """A Task from the user's files: their rows per split, all of each split used."""
+    """A Task from the user's files: their rows per split, all of each split used (profiles' sizes do not apply;
+    --n-train, --n-dev and --n-test take the first N)."""
 
     split_rows: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
     split_note: str = ""
@@ -257,8 +283,8 @@ def _splits(spec: ProgramSpec) -> tuple[dict[str, tuple[dict, ...]], str]:
 
 
 def build_task(spec: ProgramSpec) -> UserTask:
-    """The user's task, checked: the program loads, the metric is callable, the data holds the program's
-    input fields and at least one of its output fields."""
+    """The user's task, checked: the program loads, the metric is callable, the data holds its first
+    predictor's input fields (at least one of them) and at least one of the program's output fields."""
     if not 0 <= spec.pass_rate <= 1:
         raise HarnessError(f"--pass-rate must be between 0 and 1, got {spec.pass_rate}")
     make = load_object(spec.program, "--program", spec.root)
@@ -284,7 +310,7 @@ def build_task(spec: ProgramSpec) -> UserTask:
         return as_program(make, spec.program)
 
     def oracle() -> DataOracle:
-        return DataOracle(all_rows, first_inputs, answers, spec.pass_rate)
+        return DataOracle(all_rows, first_inputs, answers, spec.pass_rate, outputs)
 
     sizes = {s: len(splits[s]) for s in SPLITS}
     return UserTask(name=spec.task_name, summary=f"your program {shown(spec.program, spec.root)} on {note}",
