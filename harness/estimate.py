@@ -225,6 +225,9 @@ def add_parser(sub) -> None:
                    help="a hosted call's latency, for the projected time (an assumption, stated as one)")
     p.add_argument("--concurrency", type=int, default=1, help="calls in flight at once, for the projected time")
     p.add_argument("--name", default=None, help="the task's name in records (default: the program's module)")
+    for split in ("train", "dev", "test"):
+        p.add_argument(f"--n-{split}", type=int, default=None, metavar="N",
+                       help=f"the first N {split} rows (default: all)" if split == "train" else argparse.SUPPRESS)
     p.add_argument("--against", default=None, metavar="RUN_OUT",
                    help="a bench folder with real runs of the same program: their calls and tokens beside the "
                         "estimate")
@@ -256,6 +259,12 @@ def main(args: argparse.Namespace) -> int:
         raise HarnessError(f"none of the strategies runs on {task.name}")
     against = real_runs(Path(args.against), task.name) if args.against else None
     options: dict = {"program": spec.as_dict()}
+    for split in ("train", "dev", "test"):
+        n = getattr(args, f"n_{split}")
+        if n is not None:
+            if n < 1:
+                raise HarnessError(f"--n-{split} must be 1 or more, got {n}")
+            options[f"n_{split}"] = n
     if args.offline_calibration:
         options["offline_calibration"] = read_calibration(args.offline_calibration)
     out = ensure_writable(Path(args.out or f"results/estimate/{task.name}"))
