@@ -52,7 +52,7 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench-memory: $(STAMP)
 	$(PY) -m harness memory --out $(OUT) --profile standard

@@ -161,3 +161,18 @@ def test_answers_no_adapter_can_parse_are_failed_calls_of_kind_parse(tmp_path):
     assert rec.lm_failures.by_kind == {"parse": 4} and rec.lm_failures.retries == 0
     assert rec.lm_failures.errored_examples == {"eval_before": 2, "eval_after": 2}
     assert rec.status == "failed" and rec.error.startswith("every LM call failed (8 of 8: answer could not be parsed")
+
+
+def test_a_trained_students_calls_are_not_the_run_lms(tmp_path):
+    """A weight strategy with a served LM as its teacher: the record's calls and tokens are the server's own,
+    the student's generations (in the run's process, no API) are not counted among them."""
+    use_plugin()
+    toy = next(t for t in __import__("harness.registry", fromlist=["tasks"]).tasks().values() if t.name == "_toy")
+    with ChatServer(toy.oracle()) as srv:
+        rec = run_one(RunSpec("BootstrapFinetune", "_toy", "quick", lm="openai/teacher", api_base=srv.base_url),
+                      tmp_path)
+        totals = dict(srv.totals)
+    assert rec.status == "ok", rec.error
+    assert rec.training is not None and rec.training.extra["student_calls"] > 0  # the student did answer
+    assert rec.lm_calls == totals["requests"] > 0
+    assert rec.input_tokens == totals["prompt_tokens"] and rec.output_tokens == totals["completion_tokens"]

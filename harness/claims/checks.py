@@ -277,7 +277,8 @@ def _finetune_host_ram(claim: Claim, ev: Evidence) -> list[Verdict]:
     """The host RAM of real fine-tuning runs: weight strategies that trained a real model (its weights, or its
     architecture and size with random weights; never the random toy), their peak RSS beside their device memory.
     Small-model evidence."""
-    runs = [r for r in ev.report.runs if r.status == "ok" and r.training is not None and not r.toy_student]
+    runs = [r for r in ev.report.runs if r.status == "ok" and r.training is not None and not r.toy_student
+            and r.training.steps > 0]  # (a run that took no step held no training state)
     if not runs:
         return [untestable(claim, claim.need("reason"))]
     cases = []
@@ -324,9 +325,14 @@ def _prompt_share(claim: Claim, ev: Evidence) -> list[Verdict]:
         cases.append((task, n_test, model, best_p, best, top, best_p.score_after / top, len(p), len(w)))
     if not cases:
         return [untestable(claim, "; ".join(reasons))]
-    parts = [f"{task} on {model} ({n_test} test examples): best prompt-only {bp.strategy} {bp.score_after:g} vs best "
-             f"{b.strategy} {top:g}: {frac:.0%} ({n_p} prompt and {n_w} weight runs)"
-             for task, n_test, model, bp, b, top, frac, n_p, n_w in cases]
+    parts = []
+    for task, n_test, model, bp, b, top, frac, n_p, n_w in cases:
+        w = [r for r in tuned if (r.task, r.n_test, r.student) == (task, n_test, model)]
+        trained = [r for r in w if r.training.steps > 0]
+        parts.append(f"{task} on {model} ({n_test} test examples): best prompt-only {bp.strategy} {bp.score_after:g} "
+                     f"vs best {b.strategy} {top:g}: {frac:.0%} ({n_p} prompt and {n_w} weight runs, "
+                     + (f"{len(trained)} of which took training steps)" if trained else
+                        "none of which took a training step: their teacher's traces gave nothing to train on)"))
     worst = min(c[6] for c in cases)
     ids = sorted({r.run_id for c in cases for r in (c[3], c[4])})
     figure = "; ".join(parts) + (". Small-model evidence: one small model on a few test examples (a test score moves "

@@ -275,6 +275,8 @@ def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
 
     class ServedUsageTracker(UsageTracker):
         def add_usage(self, lm: str, usage_entry: dict) -> None:
+            if not getattr(_LAST, "counted", True):  # a trained student's call, in this thread: not the run's LM
+                return
             inp, out = _usage_tokens(dict(usage_entry or {}))
             if inp is None and out is None:
                 counter.add(without_usage=1)  # the server said nothing about tokens: not measured
@@ -287,7 +289,7 @@ def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
     class CompletionCounter(failure_counting_callback()):
         def on_lm_end(self, call_id, outputs, exception=None):
             super().on_lm_end(call_id, outputs, exception)
-            if exception is None and outputs is not None:
+            if exception is None and outputs is not None and getattr(_LAST, "counted", True):  # (not a student's)
                 counter.add(calls=len(outputs) if isinstance(outputs, list) else 1)
 
     callbacks = [c for c in dspy.settings.callbacks if not isinstance(c, failure_counting_callback())]
