@@ -97,7 +97,7 @@ def test_your_program_is_checked_before_anything_runs(tmp_path):
     assert cols.returncode == 2 and "none of the program's input fields (review)" in cols.stderr
     (tmp_path / "broken.jsonl").write_text('{"review": "x", "sentiment": "positive"}\n{not json\n')
     broken = harness("estimate", *PROGRAM[:2], "--data", str(tmp_path / "broken.jsonl"), *PROGRAM[4:])
-    assert broken.returncode == 2 and "not valid JSONL (line 1" in broken.stderr
+    assert broken.returncode == 2 and "not valid JSONL (line 2" in broken.stderr  # the line that is broken
     half = harness("run", "--strategy", "LabeledFewShot", "--program", PROGRAM[1])
     assert half.returncode == 2 and "--data, --metric missing" in half.stderr
     rate = harness("estimate", *PROGRAM, "--pass-rate", "1.5")
