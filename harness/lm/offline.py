@@ -93,7 +93,7 @@ class OfflineEngine:
         n_out = self.tokens.text(text)
         self.counter.add(calls=1, input_tokens=n_in, output_tokens=n_out, engine_s=time.thread_time() - t0)
         if role == "optimizer":  # the optimizer's own prompts, apart (what a separate prompt LM would serve)
-            OPTIMIZER_PROMPTS.add(calls=1, input_tokens=n_in, output_tokens=n_out)
+            OPTIMIZER_PROMPTS.add(calls=1, input_tokens=n_in, output_tokens=n_out, propagate=False)
         return Response(id=None, model=request.model, message=Message.assistant([TextPart(text)]),
                         finish_reason="stop", usage=Usage(input_tokens=n_in, output_tokens=n_out,
                                                           total_tokens=n_in + n_out))

@@ -57,14 +57,16 @@ class UsageCounter:
         self.retries_counted = False  # True once the retry hook is installed (else retries are not measured)
 
     def add(self, calls: int = 0, input_tokens: int = 0, output_tokens: int = 0, engine_s: float = 0.0,
-            without_usage: int = 0) -> None:
+            without_usage: int = 0, propagate: bool = True) -> None:
+        """Count served calls; `propagate`: also into this thread's `also_counting` counter (False for a counter
+        that only splits calls the run's counter has already counted, so nothing is counted twice there)."""
         with self._lock:
             self._t.calls += calls
             self._t.input_tokens += input_tokens
             self._t.output_tokens += output_tokens
             self._t.engine_s += engine_s
             self._t.without_usage += without_usage
-        also = getattr(_ALSO, "counter", None)
+        also = getattr(_ALSO, "counter", None) if propagate else None
         if also is not None and also is not self:
             also.add(calls, input_tokens, output_tokens, engine_s, without_usage)
 
