@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 
 from harness import estimate, fidelity, scaling
@@ -398,11 +399,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _ask_for_a_cap(args: argparse.Namespace) -> None:
-    """A bench on a hosted LM (billed) with no --max-spend or --max-calls asks before it starts; where nobody can
-    answer (CI, no terminal) it refuses."""
+    """A bench on a hosted LM (billed: a provider's API, or a server not on this machine) with no --max-spend or
+    --max-calls asks before it starts; where nobody can answer (CI, no terminal) it refuses."""
     from harness.lm.backend import HOSTED, kind_of
 
     if kind_of(args.lm) != HOSTED or args.max_spend is not None or args.max_calls is not None or args.no_cap:
+        return
+    host = (urllib.parse.urlsplit(args.api_base).hostname or "") if args.api_base else ""
+    if host in ("127.0.0.1", "localhost", "::1"):  # your own server on this machine: nothing is billed
         return
     if os.environ.get("CI", "").lower() not in ("", "0", "false", "no") or not sys.stdin.isatty():
         raise HarnessError(f"a bench on {args.lm} is billed and has no cap: give --max-spend USD or --max-calls N "
