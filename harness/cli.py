@@ -12,6 +12,7 @@ from harness import estimate, fidelity, scaling
 from harness.errors import HarnessError
 from harness.redact import scrub
 from harness.strategies.gepa import QUICK_METRIC_CALLS, budget_options
+from harness.tasks.user import add_arguments as add_program_arguments
 
 EPILOG = """\
 examples:
@@ -70,15 +71,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run even when the pre-pass projects more than --max-spend (it still stops at the cap)")
 
     g = p.add_argument_group("your own program (instead of a shipped task; `harness estimate` projects its cost first)")
-    g.add_argument("--program", default=None, help="module:name or path/to/file.py:name: a dspy.Module, or a "
-                                                   "function returning one")
-    g.add_argument("--data", default=None, help="train.jsonl[,dev.jsonl[,test.jsonl]] (JSONL, JSON list or CSV) or "
-                                                "module:function; one file is split 60/20/20")
-    g.add_argument("--metric", default=None, help="module:name or path/to/file.py:name: metric(example, pred, "
-                                                  "trace=None)")
+    add_program_arguments(g)
     g.add_argument("--pass-rate", type=float, default=None,
                    help="the offline LM only: the share of the program's answers it gets right under a bare prompt")
-    g.add_argument("--name", default=None, help="the program's task name in records (default: its module)")
     g = p.add_argument_group("budgets")
     g.add_argument("--set", action="append", default=None, metavar="STRATEGY.key=value",
                    help="a strategy's setting over the profile's budgets, repeatable: --set MIPROv2.auto=medium "

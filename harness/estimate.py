@@ -27,7 +27,7 @@ from harness.lm.pricing import price_of
 from harness.load import load_record, read_calibration
 from harness.record import RunRecord
 from harness.runner import RunSpec, run_one, stop_on_signals
-from harness.tasks.user import DEFAULT_PASS_RATE, ProgramSpec, build_task
+from harness.tasks.user import DEFAULT_PASS_RATE, ProgramSpec, add_arguments, build_task
 
 DEFAULT_PRICES = ("openai/gpt-4o-mini", "openai/gpt-4o")
 DEFAULT_SECONDS_PER_CALL = 2.0
@@ -201,12 +201,7 @@ def add_parser(sub) -> None:
         description="Run each optimizer on your program, data and metric against the offline LM (free, exact "
                     "counts, a stated accuracy) and print its LM calls, tokens, spend at each price and time: a "
                     "projection before you spend anything.")
-    p.add_argument("--program", required=True, help="module:name or path/to/file.py:name: a dspy.Module, or a "
-                                                     "function returning one")
-    p.add_argument("--data", required=True, help="train.jsonl[,dev.jsonl[,test.jsonl]] (JSONL, JSON list or CSV), "
-                                                  "or module:function returning rows; one file is split 60/20/20")
-    p.add_argument("--metric", required=True, help="module:name or path/to/file.py:name: metric(example, pred, "
-                                                    "trace=None)")
+    add_arguments(p, required=True)
     p.add_argument("--strategy", default=None, help="comma list (default: every prompt strategy that runs on it)")
     p.add_argument("--price-as", default=",".join(DEFAULT_PRICES), help="comma list of provider/model prices")
     p.add_argument("--prompt-price-as", default=None, metavar="MODEL",
@@ -224,7 +219,6 @@ def add_parser(sub) -> None:
     p.add_argument("--seconds-per-call", type=float, default=DEFAULT_SECONDS_PER_CALL,
                    help="a hosted call's latency, for the projected time (an assumption, stated as one)")
     p.add_argument("--concurrency", type=int, default=1, help="calls in flight at once, for the projected time")
-    p.add_argument("--name", default=None, help="the task's name in records (default: the program's module)")
     for split in ("train", "dev", "test"):
         p.add_argument(f"--n-{split}", type=int, default=None, metavar="N",
                        help=f"the first N {split} rows (default: all)" if split == "train" else argparse.SUPPRESS)

@@ -154,7 +154,7 @@ def _finish(ctx: RunContext, compiled: Any, student: Any) -> Any:
 def _skip_errored_traces(ctx: RunContext):
     """dspy 3.4.1's BootstrapFinetune fails on a teacher whose answer does not parse, in two ways: it calls
     bootstrap_trace_data with raise_on_error=True (bootstrap_finetune.py:76), so one example whose teacher call
-    raised leaves an empty prediction that cannot be unpacked (bootstrap_trace.py:134, with DSPy's own TODO) and
+    raised leaves an empty prediction that cannot be unpacked (bootstrap_trace.py:134, a case DSPy's own comment there names as known) and
     the compile fails; and a captured parse failure (a FailedPrediction) scores -1, truthy, so it passes the metric
     filter and breaks the formatting of the training data. Workaround, only while it compiles: raise_on_error=False
     and FailedPrediction traces dropped, so such examples are skipped and the others train."""

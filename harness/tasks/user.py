@@ -40,6 +40,18 @@ _FILES: dict[Path, Any] = {}  # path/to/file.py -> its module, loaded once
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+def add_arguments(p: Any, required: bool = False) -> None:
+    """--program, --data, --metric and --name on an argparse parser or group (run, bench and estimate alike)."""
+    p.add_argument("--program", required=required, default=None,
+                   help="module:name or path/to/file.py:name: a dspy.Module, or a function returning one")
+    p.add_argument("--data", required=required, default=None,
+                   help="train.jsonl[,dev.jsonl[,test.jsonl]] (JSONL, JSON list or CSV), or module:function returning "
+                        "rows; one file is split 60/20/20")
+    p.add_argument("--metric", required=required, default=None,
+                   help="module:name or path/to/file.py:name: metric(example, pred, trace=None)")
+    p.add_argument("--name", default=None, help="the program's task name in records (default: its module)")
+
+
 def load_object(ref: str, what: str, root: str | None = None) -> Any:
     """'module:name' or 'path/to/file.py:name' -> the object; a one-line error naming what is wrong. A module
     is looked for in `root` (the folder the command ran in) first."""
