@@ -140,8 +140,15 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 3}
 
 
+def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """4 added the run status "budget" (stopped at --max-spend or --max-calls); a version-3 document has no such
+    run, so it reads unchanged. The version rose so that a version-3 harness refuses a record it cannot read with
+    "update the harness", not a validation error on the status."""
+    return {**data, "schema_version": 4}
+
+
 # MIGRATIONS[v] turns a version-v document into a version-(v+1) one.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(data: dict[str, Any], what: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 REPORT_KIND = "dspy-resource-bench/report"
 
 Status = Literal["ok", "failed", "timeout", "killed", "oom", "budget"]
