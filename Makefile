@@ -18,6 +18,7 @@ EXTRAS  ?= 1
 BENCH_FLAGS = --profile $(PROFILE) --out $(OUT) --repeat $(REPEAT) \
 	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(TASK),--task $(TASK)) $(if $(LM),--lm $(LM)) \
 	$(if $(API_BASE),--api-base $(API_BASE)) $(if $(PRICE_AS),--price-as $(PRICE_AS)) \
+	$(if $(PROMPT_LM),--prompt-lm $(PROMPT_LM)) $(if $(PROMPT_API_BASE),--prompt-api-base $(PROMPT_API_BASE)) \
 	$(if $(LM_SERVER),--lm-server '$(LM_SERVER)') $(if $(filter-out 0,$(RESUME)),--resume) \
 	$(if $(filter-out 0,$(KEEP_FAILED)),--keep-failed) $(if $(MAX_SPEND),--max-spend $(MAX_SPEND)) \
 	$(if $(MAX_CALLS),--max-calls $(MAX_CALLS)) $(if $(filter 0,$(EXTRAS)),--runs-only)
@@ -34,6 +35,8 @@ help:
 	@echo "                   (SmolLM2-135M, LoRA; with LM=local/<name>, that same model as task LM, teacher and student)"
 	@echo "                   MAX_SPEND=USD: each run projected offline first, refused over the cap, stopped at it;"
 	@echo "                   MAX_CALLS=N: each run stopped at N LM calls (a hosted LM without a cap asks first)"
+	@echo "                   PROMPT_LM=provider/model (PROMPT_API_BASE=url): a second LM for the optimizers' own"
+	@echo "                   prompts (proposals, reflections), counted and priced apart"
 	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"

@@ -42,6 +42,7 @@ class Child:
         self.phase = "setup"
         self.phases: list[dict[str, Any]] = []
         self.optimizer_prompts: dict[str, Any] = {}  # phase -> usage of the optimizer's own prompts (offline LM)
+        self.prompt_lm_phases: dict[str, Any] = {}  # phase -> the --prompt-lm's share of its calls
         self.result: dict[str, Any] = {"phases": self.phases}
         self.t0 = time.perf_counter()
         self._stop = threading.Event()
@@ -119,7 +120,15 @@ class Child:
         })
         if opt_before is not None:  # the offline LM's calls that answered the optimizer's own prompts, apart
             self.optimizer_prompts[name] = since(opt_before, self._optimizer_prompts()).model_dump()
+        if self.spec_prompt_lm:
+            from harness.lm.usage import prompt_share
+
+            self.prompt_lm_phases[name] = prompt_share(before)
         return out
+
+    @property
+    def spec_prompt_lm(self) -> dict[str, Any] | None:
+        return (self.spec.get("options") or {}).get("prompt_lm")
 
     @staticmethod
     def _optimizer_prompts():
@@ -170,6 +179,7 @@ class Child:
         task = registry.get_task(spec["task"])
         strategy = registry.get_strategy(spec["strategy"])
         lm = build_lm(spec, task)
+        prompt_lm = build_prompt_lm(spec)
         install_failure_counting(COUNTER, where=spec.get("api_base"))
         from harness.lm.budget import from_options, install
 
@@ -186,7 +196,7 @@ class Child:
         ctx = RunContext(task=task, profile=budgets, lm=lm, workdir=workdir, options=options, strategy=strategy.name,
                          trainset=task.examples("train", budgets, options.get("n_train") or sizes.get("train")),
                          devset=task.examples("dev", budgets, options.get("n_dev") or sizes.get("dev")),
-                         seed=spec.get("seed", 0))
+                         seed=spec.get("seed", 0), prompt_lm=prompt_lm)
         testset = task.examples("test", budgets, options.get("n_test") or sizes.get("test"))
         self.result.update(n_train=len(ctx.trainset), n_dev=len(ctx.devset), n_test=len(testset),
                            metric=task.metric_name, lm_usage_start=COUNTER.usage().model_dump())
@@ -223,6 +233,16 @@ class Child:
         if ctx is not None:
             if self.optimizer_prompts:
                 ctx.extra["optimizer_prompts"] = self.optimizer_prompts  # per phase (harness.lm.brain.Brain.respond)
+            if self.spec_prompt_lm:
+                from harness.lm.usage import prompt_share
+
+                given = ctx.extra.pop("prompt_lm_given_as", None) or []
+                ctx.extra["prompt_lm"] = {
+                    "model": self.spec_prompt_lm["model"],
+                    "priced_as": COUNTER.prompt_price.model if COUNTER.prompt_price else None,
+                    "given_as": given,
+                    "note": None if given else f"{ctx.strategy} takes no prompt LM: every call was the task LM's",
+                    **prompt_share(), "phases": self.prompt_lm_phases}
             self.result["extra"] = _jsonable(ctx.extra)
             self.result["workaround"] = "; ".join(dict.fromkeys(ctx.workarounds)) or None
             self.result["training"] = ctx.training.model_dump() if ctx.training is not None else None
@@ -289,6 +309,19 @@ def build_lm(spec: dict[str, Any], task):
     kwargs = backend.client_kwargs() | ({} if retries is None else {"num_retries": retries})
     return make_real_lm(backend.model_for(task.name), api_base=spec.get("served_at") or backend.api_base,
                         price_as=price_as, **kwargs)
+
+
+def build_prompt_lm(spec: dict[str, Any]):
+    """The run's prompt LM (--prompt-lm; harness.lm.backend.prompt_lm_option), or None: a served model, its
+    calls counted in the run's counter and kept apart there."""
+    cfg = (spec.get("options") or {}).get("prompt_lm")
+    if not cfg:
+        return None
+    from harness.lm.real import make_real_lm
+
+    retries = (spec.get("options") or {}).get("lm_retries")
+    return make_real_lm(cfg["model"], api_base=cfg.get("api_base"), price_as=cfg.get("price_as"), role="prompt",
+                        **({} if retries is None else {"num_retries": retries}))
 
 
 def _jsonable(value: Any) -> Any:

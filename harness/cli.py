@@ -9,6 +9,7 @@ import urllib.parse
 from pathlib import Path
 
 from harness import estimate, fidelity, scaling
+from harness.helpfmt import HelpFormatter
 from harness.errors import HarnessError
 from harness.redact import scrub
 from harness.strategies.gepa import QUICK_METRIC_CALLS, budget_options
@@ -60,6 +61,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=("full", "lora"), default=None, help="weight strategies: fine-tuning mode")
     g.add_argument("--lm-retries", type=_retries, default=None, metavar="N",
                    help="--lm: times DSPy retries a failed LM call (its num_retries; default 3, waiting 1, 2, 4 s)")
+    g.add_argument("--prompt-lm", default=None, metavar="MODEL",
+                   help="a second LM that writes the optimizer's prompts where it takes one (COPRO, "
+                        "SignatureOptimizer, MIPROv2, SIMBA: prompt_model; GEPA: reflection_lm), a hosted "
+                        "provider/model beside a served --lm; its calls, tokens and spend are recorded apart "
+                        "(extra.prompt_lm) and priced at its own price")
+    g.add_argument("--prompt-api-base", default=None, metavar="URL",
+                   help="base URL of the OpenAI-compatible server that serves --prompt-lm")
+    g.add_argument("--prompt-price-as", default=None, metavar="MODEL",
+                   help="the model whose price prices --prompt-lm's tokens (default: --prompt-lm itself)")
     g = p.add_argument_group("a budget that holds")
     g.add_argument("--max-calls", type=_count_of("--max-calls"), default=None, metavar="N",
                    help="stop each run cleanly at N LM calls (status budget, what it spent kept)")
@@ -159,6 +169,12 @@ def _options(args: argparse.Namespace) -> dict:
     for key in ("max_calls", "max_spend", "n_train", "n_dev", "n_test"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
+    if getattr(args, "prompt_lm", None) or getattr(args, "prompt_api_base", None) or \
+            getattr(args, "prompt_price_as", None):
+        from harness.lm.backend import prompt_lm_option
+
+        options["prompt_lm"] = prompt_lm_option(args.prompt_lm, args.prompt_api_base, args.prompt_price_as, args.lm,
+                                                args.api_base)
     if getattr(args, "set", None):
         from harness.registry import parse_settings
 
@@ -230,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list strategies, tasks and profiles, one line each")
 
     p = sub.add_parser("run", help="run ONE strategy on ONE task in a fresh, measured process; write its record",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--strategy", required=True, help="strategy name (see `list`)")
     p.add_argument("--task", default=None, help="task name (see `list`); not with --program")
     p.add_argument("--profile", default="quick", help="quick, standard, local or real-student (see `list`)")
@@ -239,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="the bench `make bench` runs: every run through pytest-benchmark, then (a whole "
                                      "suite of the quick or standard profile) the memory bench, the scaling runs and "
-                                     "the report", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     "the report", formatter_class=HelpFormatter)
     p.add_argument("--profile", default=None, help="quick, standard, local or real-student (see `list`; default: local "
                                                   "with --lm local/<name>, else standard)")
     p.add_argument("--strategy", default=None, help="comma list (default: the profile's)")
@@ -398,15 +414,22 @@ def _ask_for_a_cap(args: argparse.Namespace) -> None:
     --max-calls asks before it starts; where nobody can answer (CI, no terminal) it refuses."""
     from harness.lm.backend import HOSTED, kind_of
 
-    if kind_of(args.lm) != HOSTED or args.max_spend is not None or args.max_calls is not None or args.no_cap:
+    if args.max_spend is not None or args.max_calls is not None or args.no_cap:
         return
-    host = (urllib.parse.urlsplit(args.api_base).hostname or "") if args.api_base else ""
-    if host in ("127.0.0.1", "localhost", "::1"):  # your own server on this machine: nothing is billed
+
+    def billed(lm: str | None, api_base: str | None) -> bool:
+        host = (urllib.parse.urlsplit(api_base).hostname or "") if api_base else ""
+        # (your own server on this machine bills nothing)
+        return kind_of(lm) == HOSTED and host not in ("127.0.0.1", "localhost", "::1")
+
+    named = [lm for lm, base in ((args.lm, args.api_base), (args.prompt_lm, args.prompt_api_base)) if billed(lm, base)]
+    if not named:
         return
+    which = " and ".join(named)
     if os.environ.get("CI", "").lower() not in ("", "0", "false", "no") or not sys.stdin.isatty():
-        raise HarnessError(f"a bench on {args.lm} is billed and has no cap: give --max-spend USD or --max-calls N "
+        raise HarnessError(f"a bench on {which} is billed and has no cap: give --max-spend USD or --max-calls N "
                            "(each run is then projected offline first and stopped at the cap), or --no-cap")
-    answer = input(f"a bench on {args.lm} is billed and has no --max-spend or --max-calls cap. Start it anyway? [y/N] ")
+    answer = input(f"a bench on {which} is billed and has no --max-spend or --max-calls cap. Start it anyway? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise HarnessError("not started: give --max-spend USD or --max-calls N")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from harness import registry
 from harness.errors import HarnessError
 from harness.files import OutLock, atomic_write_json, atomic_write_text, ensure_writable
+from harness.helpfmt import HelpFormatter
 from harness.lm.pricing import price_of
 from harness.load import load_record, read_calibration
 from harness.record import RunRecord
@@ -109,9 +110,11 @@ def _n(x: float | None) -> str:
 
 def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: float, concurrency: int,
            against: dict[str, RunRecord] | None = None, against_label: str = "", prompt_price: str | None = None,
-           calibrated: str | None = None) -> str:
+           calibrated: str | None = None, sizes: dict[str, int] | None = None, profile: str = "standard") -> str:
+    used = ", ".join(f"{n} {k[2:]}" for k, n in (sizes or {}).items() if n is not None)
     head = [f"# What each optimizer will cost on {task.name}", "",
-            f"Program `{task.program_doc}`, metric `{task.metric_name}`, data: {task.split_note}.", "",
+            f"Program `{task.program_doc}`, metric `{task.metric_name}`, data: {task.split_note}"
+            + (f"; the first {used} rows used (`--n-*`)" if used else "") + f". Budgets: the {profile} profile's.", "",
             f"**Projections**, from one run of each optimizer against the offline LM (it costs nothing and counts "
             f"every call and token where served), answering the program's output fields right at a stated rate of "
             f"{task.pass_rate:.0%} under a bare prompt (`--pass-rate`; good demos raise it as they would a model's)"
@@ -194,9 +197,34 @@ def real_runs(folder: Path, task: str) -> dict[str, RunRecord]:
     return out
 
 
+SIZES = ("n_train", "n_dev", "n_test")
+
+
+def matched_workload(against: dict[str, RunRecord], folder: str, profile: str | None,
+                     sizes: dict[str, int | None]) -> tuple[str, dict[str, int]]:
+    """The profile and split sizes the real runs used, which the estimate must use too: taken from the runs where
+    not given, and a one-line error where given otherwise (an estimate of another workload is no check)."""
+    seen = {(r.profile, *(getattr(r, k) for k in SIZES)) for r in against.values()}
+    if len(seen) > 1:
+        raise HarnessError(f"--against {folder}: its runs used different profiles or split sizes "
+                           f"({sorted(seen, key=str)}); name a folder of one workload")
+    real_profile, *real_sizes = seen.pop()
+    if profile is not None and profile != real_profile:
+        raise HarnessError(f"--against {folder}: its runs used --profile {real_profile}, not {profile} "
+                           f"(leave --profile out to use theirs)")
+    out = {}
+    for key, real in zip(SIZES, real_sizes):
+        if sizes.get(key) is not None and real is not None and sizes[key] != real:
+            raise HarnessError(f"--against {folder}: its runs had {real} {key[2:]} examples, not "
+                               f"--{key.replace('_', '-')} {sizes[key]} (leave it out to use theirs)")
+        if real is not None:
+            out[key] = real
+    return real_profile, out
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "estimate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "estimate", formatter_class=HelpFormatter,
         help="what each optimizer will cost on YOUR program, before any paid call (offline, projected)",
         description="Run each optimizer on your program, data and metric against the offline LM (free, exact "
                     "counts, a stated accuracy) and print its LM calls, tokens, spend at each price and time: a "
@@ -214,17 +242,18 @@ def add_parser(sub) -> None:
                    help="the offline LM answers with a real model's measured format failures and accuracy (the "
                         "calibration.json of `harness fidelity`), so that the estimate counts that model's fallback "
                         "calls")
-    p.add_argument("--profile", default="standard",
-                   help="the optimizers' budgets: standard (each library's defaults) or quick (small ones)")
+    p.add_argument("--profile", default=None,
+                   help="the optimizers' budgets: standard (each library's defaults), quick or local (small ones); "
+                        "default: standard, or the --against runs' profile")
     p.add_argument("--seconds-per-call", type=float, default=DEFAULT_SECONDS_PER_CALL,
                    help="a hosted call's latency, for the projected time (an assumption, stated as one)")
     p.add_argument("--concurrency", type=int, default=1, help="calls in flight at once, for the projected time")
     for split in ("train", "dev", "test"):
         p.add_argument(f"--n-{split}", type=int, default=None, metavar="N",
-                       help=f"the first N {split} rows (default: all)" if split == "train" else argparse.SUPPRESS)
+                       help=f"the first N {split} rows (default: all, or as many as the --against runs had)")
     p.add_argument("--against", default=None, metavar="RUN_OUT",
                    help="a bench folder with real runs of the same program: their calls and tokens beside the "
-                        "estimate")
+                        "estimate, which then uses their profile and split sizes")
     p.add_argument("--out", default=None, help="folder for the runs, estimate.md and estimate.json (default: "
                                                "results/estimate/<name>)")
 
@@ -241,7 +270,8 @@ def main(args: argparse.Namespace) -> int:
         price_of(m)  # an unknown price is a one-line error before anything runs
     spec = ProgramSpec.from_args(args.program, args.data, args.metric, args.pass_rate, args.name)
     task = registry.use_task(build_task(spec))
-    registry.get_profile(args.profile)
+    if args.profile is not None:
+        registry.get_profile(args.profile)
     names = registry.split_names(args.strategy, "strategy")
     known = registry.strategies()
     for n in names or []:
@@ -251,14 +281,17 @@ def main(args: argparse.Namespace) -> int:
     names = [n for n in names if known[n].runs_on(task.name)]
     if not names:
         raise HarnessError(f"none of the strategies runs on {task.name}")
-    against = real_runs(Path(args.against), task.name) if args.against else None
-    options: dict = {"program": spec.as_dict()}
-    for split in ("train", "dev", "test"):
-        n = getattr(args, f"n_{split}")
-        if n is not None:
-            if n < 1:
-                raise HarnessError(f"--n-{split} must be 1 or more, got {n}")
-            options[f"n_{split}"] = n
+    sizes = {key: getattr(args, key) for key in SIZES}
+    for key, n in sizes.items():
+        if n is not None and n < 1:
+            raise HarnessError(f"--{key.replace('_', '-')} must be 1 or more, got {n}")
+    profile = args.profile or "standard"
+    against = None
+    if args.against:
+        against = real_runs(Path(args.against), task.name)
+        profile, matched = matched_workload(against, args.against, args.profile, sizes)
+        sizes.update(matched)
+    options: dict = {"program": spec.as_dict(), **{k: n for k, n in sizes.items() if n is not None}}
     if args.offline_calibration:
         options["offline_calibration"] = read_calibration(args.offline_calibration)
     out = ensure_writable(Path(args.out or f"results/estimate/{task.name}"))
@@ -267,26 +300,38 @@ def main(args: argparse.Namespace) -> int:
         say(f"left out (they run only on their own tasks): {', '.join(skipped)}")
     say(f"estimating {len(names)} optimizers on {task.name} ({task.split_note}) against the offline LM, "
         f"{task.pass_rate:.0%} right under a bare prompt ...")
-    lines = []
+    lines: list[Line] = []
+
+    def write() -> str:
+        """estimate.md and .json with the strategies measured so far (rewritten whole after each, so that an
+        interrupted estimate keeps every line it finished)."""
+        text = render(lines, task=task, prices=prices, seconds_per_call=args.seconds_per_call,
+                      concurrency=args.concurrency, against=against, against_label=args.against or "",
+                      prompt_price=args.prompt_price_as,
+                      calibrated=(options.get("offline_calibration") or {}).get("model"), sizes=sizes,
+                      profile=profile)
+        if len(lines) < len(names):
+            text += f"\n_Partial: {len(lines)} of {len(names)} strategies estimated so far._\n"
+        atomic_write_text(out / "estimate.md", text + "\n")
+        atomic_write_json(out / "estimate.json", {
+            "schema_version": 1, "kind": "dspy-resource-bench/estimate", "task": task.name,
+            "program": spec.as_dict(), "split": task.split_note, "pass_rate": task.pass_rate, "profile": profile,
+            "sizes": {k: n for k, n in sizes.items() if n is not None}, "prices": prices,
+            "prompt_price": args.prompt_price_as, "seconds_per_call": args.seconds_per_call,
+            "concurrency": args.concurrency, "complete": len(lines) == len(names),
+            "projected_from": "one run per strategy against the offline LM (harness.tasks.user.DataOracle)",
+            "strategies": [asdict(ln) for ln in lines]})
+        return text
+
     with OutLock(out), stop_on_signals():
         for i, name in enumerate(names, 1):
-            rec = run_one(RunSpec(strategy=name, task=task.name, profile=args.profile, price_as=prices[0],
+            rec = run_one(RunSpec(strategy=name, task=task.name, profile=profile, price_as=prices[0],
                                   options=options), out)
             ln = line_of(rec, prices, args.seconds_per_call, args.concurrency, args.prompt_price_as)
             lines.append(ln)
             say(f"[{i}/{len(names)}] {name}: {rec.status}, {_n(ln.compile_calls)} calls, "
                 f"{_n(_tok(ln))} tokens, {_money(ln.spend.get(prices[0]))} at {prices[0]} (projected)")
-        text = render(lines, task=task, prices=prices, seconds_per_call=args.seconds_per_call,
-                      concurrency=args.concurrency, against=against, against_label=args.against or "",
-                      prompt_price=args.prompt_price_as,
-                      calibrated=(options.get("offline_calibration") or {}).get("model"))
-        atomic_write_text(out / "estimate.md", text + "\n")
-        atomic_write_json(out / "estimate.json", {
-            "schema_version": 1, "kind": "dspy-resource-bench/estimate", "task": task.name,
-            "program": spec.as_dict(), "split": task.split_note, "pass_rate": task.pass_rate, "profile": args.profile,
-            "prices": prices, "prompt_price": args.prompt_price_as, "seconds_per_call": args.seconds_per_call, "concurrency": args.concurrency,
-            "projected_from": "one run per strategy against the offline LM (harness.tasks.user.DataOracle)",
-            "strategies": [asdict(ln) for ln in lines]})
+            text = write()
     print(text)
     print(f"\nwrote {out / 'estimate.md'} and estimate.json")
     failed = [ln.strategy for ln in lines if ln.status != "ok"]

@@ -30,6 +30,7 @@ from harness import machine
 from harness.errors import HarnessError, Interrupted
 from harness.files import atomic_write_text, ensure_writable
 from harness.lm.backend import HOSTED, LOCAL, Backend, backend_of
+from harness.lm.pricing import price_of
 from harness.lm.usage import describe_failures, every_call_failed
 from harness.load import first_error
 from harness.measure import MB, TreeFigures, TreeSampler, downsample
@@ -71,8 +72,8 @@ class RunSpec:
 
     @property
     def offline(self) -> bool:
-        """No key and no network beyond loopback (offline, offline-http, local)."""
-        return self.backend.keyless
+        """No key and no network beyond loopback (offline, offline-http, local; and no --prompt-lm)."""
+        return self.backend.keyless and not self.options.get("prompt_lm")
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -239,7 +240,7 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     # count as the run's disk writes; the strategy's own files go to a work folder on real disk.
     run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{os.getpid()}-{spec.run_id}-", dir=CONTROL_DIR))
     work_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}-", dir=ensure_writable(out / ".work")))
-    child_spec = {**asdict(spec), "lm_kind": backend.kind, "keyless": backend.keyless, "work_dir": str(work_dir),
+    child_spec = {**asdict(spec), "lm_kind": backend.kind, "keyless": spec.offline, "work_dir": str(work_dir),
                   "served_at": served.api_base if served is not None else None, "lm_workaround": backend.workaround(),
                   "eval_threads": eval_threads(backend, profile)}
     (run_dir / "spec.json").write_text(json.dumps(child_spec))
@@ -304,7 +305,8 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     except ValidationError as exc:  # a NaN, an Infinity or a negative from the run: keep a record that says so
         error = f"the run reported a figure that is not a finite, non-negative number: {first_error(exc)}"
         record = _record(spec, timeout, "failed", error, started, wall, before, after, fig, None, {}, proc.pid)
-    secrets = secret_values() + url_secrets(spec.api_base)
+    secrets = secret_values() + url_secrets(spec.api_base) + \
+        url_secrets((spec.options.get("prompt_lm") or {}).get("api_base"))
     text = scrub(record.model_dump_json(indent=1), secrets)
     record = RunRecord.model_validate_json(text)  # what is returned (and printed) is what was written
     atomic_write_text(out / "runs" / f"{spec.run_id}.json", text + "\n")
@@ -419,7 +421,7 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
 
 # --------------------------------------------------------------------------- a budget that holds
 
-PREPASS_DROPS = ("max_calls", "max_spend", "lm_retries")
+PREPASS_DROPS = ("max_calls", "max_spend", "lm_retries", "prompt_lm")
 
 
 def spend_guard(spec: RunSpec, out: Path, say: Callable[[str], None], over_budget: bool = False) -> float | None:
@@ -436,14 +438,29 @@ def spend_guard(spec: RunSpec, out: Path, say: Callable[[str], None], over_budge
                            "with --price-as (e.g. --price-as openai/gpt-4o-mini)")
     pre = replace(spec, lm=None, api_base=None, price_as=price,
                               options={k: v for k, v in spec.options.items() if k not in PREPASS_DROPS})
+    prompt = spec.options.get("prompt_lm")
+    prompt_price = (prompt.get("price_as") or prompt["model"]) if prompt else None
+    if prompt_price is not None:
+        try:
+            price_of(prompt_price)
+        except HarnessError:
+            raise HarnessError(f"--max-spend needs a price for --prompt-lm {prompt['model']}, which has none: name "
+                               "one with --prompt-price-as") from None
     rec = run_one(pre, Path(out) / "prepass")
     if rec.status != "ok" or rec.api_cost_usd is None:
         raise HarnessError(f"the offline pre-pass of {spec.run_id} ended {rec.status}, so its spend cannot be "
                            f"projected (see {Path(out) / 'prepass' / 'logs'}): {rec.error or 'no spend counted'}")
-    say(f"{spec.run_id}: projected spend ${rec.api_cost_usd:.4f} at {price}'s price (offline pre-pass: "
+    projected, at = rec.api_cost_usd, f"{price}'s price"
+    if prompt_price is not None:  # the optimizer's own prompts (the offline LM tells them apart) at the prompt LM's
+        parts = (rec.extra.get("optimizer_prompts") or {}).values()
+        p_in, p_out = sum(p.get("input_tokens") or 0 for p in parts), sum(p.get("output_tokens") or 0 for p in parts)
+        projected = (price_of(price).cost((rec.input_tokens or 0) - p_in, (rec.output_tokens or 0) - p_out)
+                     + price_of(prompt_price).cost(p_in, p_out))
+        at += f", its prompts at {prompt_price}'s"
+    say(f"{spec.run_id}: projected spend ${projected:.4f} at {at} (offline pre-pass: "
         f"{rec.lm_calls:,} calls, {(rec.input_tokens or 0) + (rec.output_tokens or 0):,} tokens); cap ${cap:g}")
-    if rec.api_cost_usd > cap and not over_budget:
-        raise HarnessError(f"{spec.run_id} is projected to spend ${rec.api_cost_usd:.4f} at {price}'s price, over "
+    if projected > cap and not over_budget:
+        raise HarnessError(f"{spec.run_id} is projected to spend ${projected:.4f} at {at}, over "
                            f"--max-spend ${cap:g}: refused before its first call (raise the cap, or pass "
                            "--over-budget to run anyway: it still stops at the cap)")
-    return rec.api_cost_usd
+    return projected

@@ -45,6 +45,7 @@ class ChatServer(OfflineServer):
         self.fail_pct, self.usage, self.garbage = fail_pct, usage, garbage
         # requests: answered 200; http_500: requests refused with 500 (every attempt, retries included)
         self.totals = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "http_500": 0}
+        self.by_model: dict[str, dict[str, int]] = {}  # model asked for -> its requests and tokens
         self.paths: list[str] = []
 
     def answer(self, path: str, body: dict) -> tuple[int, dict]:
@@ -66,6 +67,11 @@ class ChatServer(OfflineServer):
             self.totals["prompt_tokens"] += prompt_tokens
             self.totals["completion_tokens"] += completion_tokens
             n = self.totals["requests"]
+            mine = self.by_model.setdefault(str(body.get("model")), {"requests": 0, "prompt_tokens": 0,
+                                                                     "completion_tokens": 0})
+            mine["requests"] += 1
+            mine["prompt_tokens"] += prompt_tokens
+            mine["completion_tokens"] += completion_tokens
         payload = {
             "id": f"chatcmpl-{n}", "object": "chat.completion",
             "created": int(time.time()), "model": body.get("model", "local"),

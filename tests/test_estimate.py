@@ -47,12 +47,24 @@ class KeywordModel:
         return {"sentiment": guess}
 
 
-def test_estimate_prints_calls_tokens_and_spend_at_two_prices_then_stands_beside_a_real_run(tmp_path):
-    est = harness("estimate", *PROGRAM, "--strategy", STRATEGIES, "--price-as", PRICES, "--profile", "quick",
-                  "--out", str(tmp_path / "est"))
+def test_estimate_prints_calls_tokens_and_spend_at_two_prices_beside_a_real_run(tmp_path):
+    with ChatServer(KeywordModel()) as srv:  # the program, data and metric against an LM that is not the offline LM
+        for name in STRATEGIES.split(","):
+            run = harness("run", "--strategy", name, *PROGRAM, "--profile", "quick", "--lm", "openai/keyword-model",
+                          "--api-base", srv.base_url, "--price-as", "openai/gpt-4o-mini", "--out", str(tmp_path / "real"))
+            assert run.returncode == 0, run.stderr
+        served = srv.totals["requests"]
+    real = {n: load_record(tmp_path / "real" / "runs" / f"{n}__review_program__r0.json") for n in STRATEGIES.split(",")}
+    assert sum(r.lm_calls for r in real.values()) == served  # counted where served
+    other = harness("estimate", *PROGRAM, "--profile", "standard", "--against", str(tmp_path / "real"))
+    assert other.returncode == 2 and "its runs used --profile quick, not standard" in other.stderr  # not the workload
+
+    est = harness("estimate", *PROGRAM, "--strategy", STRATEGIES, "--price-as", PRICES, "--out", str(tmp_path / "est"),
+                  "--against", str(tmp_path / "real"))  # (the runs' profile, quick, and their split sizes)
     assert est.returncode == 0, est.stderr
     assert "# What each optimizer will cost on review_program" in est.stdout and "**Projections**" in est.stdout
     data = json.loads((tmp_path / "est" / "estimate.json").read_text())
+    assert data["profile"] == "quick" and data["sizes"] == {"n_train": 27, "n_dev": 9, "n_test": 9} and data["complete"]
     lines = {ln["strategy"]: ln for ln in data["strategies"]}
     assert set(lines) == set(STRATEGIES.split(",")) and all(ln["status"] == "ok" for ln in lines.values())
     assert lines["LabeledFewShot"]["compile_calls"] == 0 and lines["MIPROv2"]["compile_calls"] > 0
@@ -67,18 +79,7 @@ def test_estimate_prints_calls_tokens_and_spend_at_two_prices_then_stands_beside
     assert mipro.lm_kind == "offline" and mipro.task == "review_program" and mipro.n_train == 27
     assert lines["MIPROv2"]["compile_calls"] == mipro.phase("compile").usage.lm_calls
 
-    with ChatServer(KeywordModel()) as srv:  # the same program, data and metric against another LM
-        for name in STRATEGIES.split(","):
-            run = harness("run", "--strategy", name, *PROGRAM, "--profile", "quick", "--lm", "openai/keyword-model",
-                          "--api-base", srv.base_url, "--price-as", "openai/gpt-4o-mini", "--out", str(tmp_path / "real"))
-            assert run.returncode == 0, run.stderr
-        served = srv.totals["requests"]
-    real = {n: load_record(tmp_path / "real" / "runs" / f"{n}__review_program__r0.json") for n in STRATEGIES.split(",")}
-    assert sum(r.lm_calls for r in real.values()) == served  # counted where served
-    side = harness("estimate", *PROGRAM, "--strategy", STRATEGIES, "--profile", "quick", "--out", str(tmp_path / "e2"),
-                   "--against", str(tmp_path / "real"))
-    assert side.returncode == 0, side.stderr
-    table = side.stdout[side.stdout.index("## Against a real run"):]
+    table = est.stdout[est.stdout.index("## Against a real run"):]
     for name, rec in real.items():
         row = next(ln for ln in table.splitlines() if ln.startswith(f"| {name} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -149,3 +150,32 @@ def test_a_budget_that_holds_against_a_served_lm(tmp_path):
     nocap = harness("bench", "--profile", "quick", "--strategy", "LabeledFewShot", "--task", "classify",
                     "--lm", "openai/gpt-4o-mini", "--out", str(tmp_path / "h"), env={"CI": "true"})
     assert nocap.returncode == 2 and "is billed and has no cap" in nocap.stderr
+
+
+def test_a_prompt_lm_beside_the_task_lm_is_counted_and_priced_apart(tmp_path):
+    """--prompt-lm: COPRO's proposals go to a second LM (its prompt_model); the record's calls equal the server's,
+    the prompt LM's share equals what the server saw for that model, and each share is priced at its own price."""
+    from harness.registry import get_task
+
+    with ChatServer(get_task("classify").oracle()) as srv:
+        run = harness("run", "--strategy", "COPRO", "--task", "classify", "--profile", "quick",
+                      "--lm", "openai/task-model", "--api-base", srv.base_url, "--price-as", "openai/gpt-4o-mini",
+                      "--prompt-lm", "openai/proposer", "--prompt-api-base", srv.base_url,
+                      "--prompt-price-as", "openai/gpt-4o", "--out", str(tmp_path / "p"))
+        assert run.returncode == 0, run.stdout + run.stderr
+        served = {m: dict(v) for m, v in srv.by_model.items()}
+    rec = load_record(tmp_path / "p" / "runs" / "COPRO__classify__r0.json")
+    share = rec.extra["prompt_lm"]
+    assert share["given_as"] == ["COPRO(prompt_model=)"] and share["priced_as"] == "openai/gpt-4o"
+    assert set(served) == {"task-model", "proposer"} and 0 < share["lm_calls"] < rec.lm_calls
+    assert rec.lm_calls == sum(v["requests"] for v in served.values())  # counted where served
+    assert share["lm_calls"] == served["proposer"]["requests"]
+    assert share["input_tokens"] == served["proposer"]["prompt_tokens"]
+    assert share["phases"]["compile"]["lm_calls"] == share["lm_calls"]  # proposals are made while compiling only
+    task_in, task_out = rec.input_tokens - share["input_tokens"], rec.output_tokens - share["output_tokens"]
+    assert task_in == served["task-model"]["prompt_tokens"]
+    assert rec.api_cost_usd == pytest.approx(price_of("openai/gpt-4o-mini").cost(task_in, task_out)
+                                             + price_of("openai/gpt-4o").cost(share["input_tokens"],
+                                                                              share["output_tokens"]), rel=1e-6)
+    offline = harness("run", "--strategy", "COPRO", "--task", "classify", "--prompt-lm", "openai/gpt-4o")
+    assert offline.returncode == 2 and "--prompt-lm needs a served --lm" in offline.stderr

@@ -120,6 +120,31 @@ def backend_of(lm: str | None, api_base: str | None = None) -> Backend:
     return Backend(HOSTED, lm, api_base)
 
 
+def prompt_lm_option(model: str | None, api_base: str | None, price_as: str | None, lm: str | None,
+                     lm_api_base: str | None) -> dict[str, Any]:
+    """--prompt-lm, --prompt-api-base and --prompt-price-as as a run's ``options["prompt_lm"]``, checked before
+    anything runs (one-line errors). The prompt LM is a hosted model (or the user's own server at
+    --prompt-api-base) beside a *served* run LM: both are then counted by DSPy's usage tracker and callbacks, each
+    call once, the prompt LM's share kept apart (harness.lm.usage.PromptRole)."""
+    if not model:
+        raise HarnessError("--prompt-api-base and --prompt-price-as need --prompt-lm: name the prompt LM "
+                           "(provider/model)")
+    if kind_of(model) != HOSTED:
+        raise HarnessError(f"--prompt-lm {model}: name a hosted model as dspy.LM takes it (provider/model; for a "
+                           "server of your own, --prompt-api-base URL)")
+    if backend_of(lm, lm_api_base).in_process:
+        raise HarnessError("--prompt-lm needs a served --lm (a hosted model, local/<name> or offline-http): the "
+                           "offline LM in this process counts its calls in its own engine, apart from the counting "
+                           "that a served prompt LM goes through, so the two could not be told apart exactly")
+    from harness.lm.pricing import price_of
+    from harness.lm.real import check_model_string
+
+    check_model_string(model)
+    if price_as:
+        price_of(price_as)  # an unknown price: a one-line error now
+    return {k: v for k, v in (("model", model), ("api_base", api_base), ("price_as", price_as)) if v}
+
+
 @contextlib.contextmanager
 def serve(backend: Backend, out: Path, price_as: str | None = None, server_command: str | None = None,
           say: Callable[[str], None] = lambda m: None) -> Iterator[Any]:

@@ -32,8 +32,7 @@ class Budget:
         self.admitted = 0
 
     def spent(self) -> float | None:
-        t, price = self.counter.totals(), self.counter.price
-        return None if price is None else price.cost(t.input_tokens, t.output_tokens)
+        return self.counter.cost(self.counter.totals())
 
     def admit(self) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from harness.errors import HarnessError
-from harness.lm.usage import COUNTER, UsageCounter, install_real_lm_counting
+from harness.lm.usage import COUNTER, UsageCounter, as_prompt_lm, install_real_lm_counting
 
 
 def check_model_string(model: str, price_as: str | None = None) -> str:
@@ -34,18 +34,21 @@ def check_model_string(model: str, price_as: str | None = None) -> str:
 
 
 def make_real_lm(model: str, api_base: str | None = None, price_as: str | None = None,
-                 counter: UsageCounter = COUNTER, **kwargs):
+                 counter: UsageCounter = COUNTER, role: str = "task", **kwargs):
+    """A served LM through DSPy's own client, counted into `counter`. `role` "prompt": the run's prompt LM
+    (--prompt-lm), priced at its own price and counted apart (harness.lm.usage.as_prompt_lm)."""
     import dspy
 
     from harness.lm.pricing import price_of
 
     check_model_string(model)
+    attr = "prompt_price" if role == "prompt" else "price"
     try:
-        counter.price = price_of(price_as or model)
+        setattr(counter, attr, price_of(price_as or model))
     except HarnessError:
         if price_as:
             raise  # the user asked for this price table entry: say it is missing
-        counter.price = None  # a local or unknown model: tokens are counted, spend is left unpriced
+        setattr(counter, attr, None)  # a local or unknown model: tokens are counted, spend is left unpriced
     if api_base:
         kwargs["api_base"] = api_base
         key_var = f"{model.split('/', 1)[0].upper()}_API_KEY"
@@ -53,4 +56,4 @@ def make_real_lm(model: str, api_base: str | None = None, price_as: str | None =
             kwargs["api_key"] = "no-key"  # a local server needs none, but the client insists on one
     lm = dspy.LM(model, cache=False, **kwargs)
     install_real_lm_counting(counter)
-    return lm
+    return as_prompt_lm(lm) if role == "prompt" else lm

@@ -43,6 +43,10 @@ class _Totals:
     retries: int = 0
     fallbacks: int = 0  # served answers ChatAdapter could not parse, asked again through JSONAdapter
     errors: list[str] = field(default_factory=list)  # one line per failure, in order (the first MAX_ERRORS)
+    # Of the served calls above, those the run's prompt LM answered (--prompt-lm; harness.lm.usage.prompt_role)
+    prompt_calls: int = 0
+    prompt_input_tokens: int = 0
+    prompt_output_tokens: int = 0
 
     def copy(self) -> "_Totals":
         return _Totals(**{**vars(self), "by_kind": dict(self.by_kind), "http_statuses": dict(self.http_statuses),
@@ -54,21 +58,35 @@ class UsageCounter:
         self._lock = threading.Lock()
         self._t = _Totals()
         self.price = None  # harness.lm.pricing.Price, set by whoever builds the LM
+        self.prompt_price = None  # the prompt LM's (--prompt-lm), for the calls it answered; None: `price`
         self.retries_counted = False  # True once the retry hook is installed (else retries are not measured)
 
     def add(self, calls: int = 0, input_tokens: int = 0, output_tokens: int = 0, engine_s: float = 0.0,
             without_usage: int = 0, propagate: bool = True) -> None:
         """Count served calls; `propagate`: also into this thread's `also_counting` counter (False for a counter
         that only splits calls the run's counter has already counted, so nothing is counted twice there)."""
+        prompt = propagate and getattr(_ROLE, "prompt", False)
         with self._lock:
             self._t.calls += calls
             self._t.input_tokens += input_tokens
             self._t.output_tokens += output_tokens
             self._t.engine_s += engine_s
             self._t.without_usage += without_usage
+            if prompt:
+                self._t.prompt_calls += calls
+                self._t.prompt_input_tokens += input_tokens
+                self._t.prompt_output_tokens += output_tokens
         also = getattr(_ALSO, "counter", None) if propagate else None
         if also is not None and also is not self:
-            also.add(calls, input_tokens, output_tokens, engine_s, without_usage)
+            also.add(calls, input_tokens, output_tokens, engine_s, without_usage, propagate=False)
+
+    def cost(self, t: "_Totals") -> float | None:
+        """USD for the tokens of `t` (totals or a difference of two): the prompt LM's share at its price, the
+        rest at the run's; None where a price is not known."""
+        if self.price is None or (t.prompt_calls and self.prompt_price is None):
+            return None
+        rest = self.price.cost(t.input_tokens - t.prompt_input_tokens, t.output_tokens - t.prompt_output_tokens)
+        return rest + (self.prompt_price.cost(t.prompt_input_tokens, t.prompt_output_tokens) if t.prompt_calls else 0)
 
     def add_failure(self, kind: str, status: int | None = None, message: str | None = None) -> None:
         with self._lock:
@@ -107,6 +125,54 @@ COUNTER = UsageCounter()
 _ALSO = threading.local()  # .counter: a second counter that this thread's served calls are added to as well
 
 
+_ROLE = threading.local()  # .prompt: this thread is inside a call of the run's prompt LM
+
+
+class PromptRole:
+    """Mixed into the prompt LM's class (:func:`as_prompt_lm`): every call it makes, and whatever DSPy counts
+    during it in this thread (usage, completions), is the prompt LM's, so the run's counter keeps that share
+    apart (``prompt_calls``, its tokens) and prices it at the prompt LM's price."""
+
+    def __call__(self, *args, **kwargs):
+        previous, _ROLE.prompt = getattr(_ROLE, "prompt", False), True
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            _ROLE.prompt = previous
+
+    async def acall(self, *args, **kwargs):
+        previous, _ROLE.prompt = getattr(_ROLE, "prompt", False), True
+        try:
+            return await super().acall(*args, **kwargs)
+        finally:
+            _ROLE.prompt = previous
+
+
+def as_prompt_lm(lm):
+    """`lm` (a dspy.LM) as the run's prompt LM: its calls counted in the run's counter and kept apart there."""
+    cls = type(lm)
+    if not issubclass(cls, PromptRole):
+        lm.__class__ = _prompt_class(cls)
+    return lm
+
+
+@functools.cache
+def _prompt_class(cls: type) -> type:
+    return type(f"Prompt{cls.__name__}", (PromptRole, cls), {"__module__": __name__})
+
+
+def prompt_share(before: _Totals | None = None, counter: UsageCounter = COUNTER) -> dict:
+    """The prompt LM's calls, tokens and spend since the snapshot `before` (None: since the start), for a
+    record's extra.prompt_lm."""
+    now, before = counter.totals(), before or _Totals()
+    calls = now.prompt_calls - before.prompt_calls
+    inp = now.prompt_input_tokens - before.prompt_input_tokens
+    out = now.prompt_output_tokens - before.prompt_output_tokens
+    cost = counter.prompt_price.cost(inp, out) if counter.prompt_price is not None else None
+    return {"lm_calls": calls, "input_tokens": inp, "output_tokens": out,
+            "api_cost_usd": None if cost is None else round(cost, 8)}
+
+
 @contextlib.contextmanager
 def also_counting(counter: UsageCounter):
     """While the block runs, every call served in *this thread* is counted in `counter` too (the run's counter
@@ -126,7 +192,10 @@ def since(before: _Totals, counter: UsageCounter = COUNTER) -> LMUsage:
     now = counter.totals()
     missing = now.without_usage - before.without_usage
     inp, out = now.input_tokens - before.input_tokens, now.output_tokens - before.output_tokens
-    cost = counter.price.cost(inp, out) if counter.price and not missing else None
+    delta = _Totals(input_tokens=inp, output_tokens=out, prompt_calls=now.prompt_calls - before.prompt_calls,
+                    prompt_input_tokens=now.prompt_input_tokens - before.prompt_input_tokens,
+                    prompt_output_tokens=now.prompt_output_tokens - before.prompt_output_tokens)
+    cost = counter.cost(delta) if not missing else None
     return LMUsage(lm_calls=now.calls - before.calls, input_tokens=None if missing else inp,
                    output_tokens=None if missing else out, api_cost_usd=None if cost is None else round(cost, 8),
                    calls_without_usage=missing)

@@ -20,7 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
 Kind = Literal["prompt", "weights", "both"]
 
 
-RESERVED = ("metric", "trainset", "valset", "devset", "student", "teacher", "program")  # the harness's own arguments
+RESERVED = ("metric", "trainset", "valset", "devset", "student", "teacher", "program", "prompt_model",
+            "reflection_lm")  # the harness's own arguments (the LMs: --prompt-lm)
+# Where an optimizer takes the LM that writes its prompts (COPRO, SignatureOptimizer, MIPROv2, SIMBA: proposals;
+# GEPA: reflections), --prompt-lm goes; every other call (the program's own, a teacher's) is the task LM's.
+PROMPT_LM_KEYS = ("prompt_model", "reflection_lm")
 
 
 @dataclass
@@ -42,6 +46,7 @@ class RunContext:
     training: "TrainingInfo | None" = None  # -> record.training
     budget: "BudgetFigures | None" = None  # -> record.budget (an optimizer that budgets its own metric calls: GEPA)
     eval_lm: "dspy.LM | None" = None  # LM the program is scored with, if not `lm` (weight strategies: the student)
+    prompt_lm: "dspy.LM | None" = None  # --prompt-lm: given where the optimizer takes a proposer (PROMPT_LM_KEYS)
 
     @property
     def quick(self) -> bool:
@@ -70,6 +75,11 @@ class RunContext:
         init, comp = dict(init), dict(compile or {})
         takes_init = inspect.signature(cls.__init__).parameters
         takes_compile = inspect.signature(cls.compile).parameters
+        if self.prompt_lm is not None:  # the proposer/reflection LM, where this optimizer has one
+            given = [key for key in PROMPT_LM_KEYS if key in takes_init]
+            for key in given:
+                init[key] = self.prompt_lm
+            self.extra["prompt_lm_given_as"] = [f"{cls.__name__}({key}=)" for key in given]
         for key, value in self.settings.items():
             if key in skip:  # the strategy applied it itself
                 continue

@@ -143,7 +143,7 @@ def gepa(ctx: RunContext, program):
 
     asked = resolve_budget(ctx)
     reflection = UsageCounter()
-    reflection.price = COUNTER.price
+    reflection.price = COUNTER.prompt_price if ctx.prompt_lm is not None else COUNTER.price  # (--prompt-lm)
     before = COUNTER.totals()
     init, comp = ctx.tuned(dspy.GEPA, {"metric": feedback_metric(ctx.task), "reflection_lm": ctx.lm,
                                        "instruction_proposer": counted_proposer(reflection), "num_threads": 1,

@@ -82,6 +82,7 @@ def signature_optimizer(ctx: RunContext, program):
 
     size = ctx.sized(quick=dict(COPRO_QUICK), local=dict(COPRO_LOCAL), standard={"breadth": 10, "depth": 3})
     size, comp = ctx.tuned(COPRO, size, {"eval_kwargs": _eval_kwargs(ctx)})
+    proposer = size.pop("prompt_model", None)  # (--prompt-lm) SignatureOptimizer's own __init__ does not take it
     try:
         opt = SignatureOptimizer(metric=ctx.task.metric, **size)
     except TypeError as exc:
@@ -90,6 +91,8 @@ def signature_optimizer(ctx: RunContext, program):
                        "by keyword instead")
         opt = SignatureOptimizer.__new__(SignatureOptimizer)
         COPRO.__init__(opt, metric=ctx.task.metric, **size)
+    if proposer is not None:
+        opt.prompt_model = proposer  # what COPRO.__init__ does with prompt_model=
     return opt.compile(program, devset=ctx.trainset, **comp)
 
 
