@@ -42,8 +42,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="base URL of an OpenAI-compatible server for --lm")
     g.add_argument("--lm-server", default=None, metavar="COMMAND",
                    help="--lm local/<name>: start this OpenAI-compatible server command instead of llama.cpp's "
-                        "(quoted, with {port} where the port goes); the harness still health-checks, measures and "
-                        "stops it")
+                        "(quoted, with {port} where the port goes), or 'transformers' for transformers serve (no "
+                        "compile; also chosen by itself where llama.cpp cannot be built); the harness still "
+                        "health-checks, measures and stops it")
     g.add_argument("--offline-calibration", default=None, metavar="FILE",
                    help="the offline LM answers with a real model's format failures and accuracy, from the "
                         "calibration.json that `harness fidelity` wrote (a stand-in for that model)")

@@ -236,3 +236,27 @@ def test_each_run_on_a_shared_offline_server_starts_its_sampling_afresh(tmp_path
     inproc = run_one(RunSpec("COPRO", "math", "quick", options=dict(TINY)), tmp_path / "inproc")
     for figure in ("lm_calls", "input_tokens", "output_tokens", "score_after"):
         assert getattr(first, figure) == getattr(second, figure) == getattr(inproc, figure), figure
+
+
+def test_llama_cpp_by_default_and_transformers_serve_where_no_compiler_is_at_hand(monkeypatch, tmp_path):
+    """A local model is served by llama.cpp where it is installed or can be built; with no cmake or compiler on
+    PATH (and none installed), or when asked with --lm-server transformers, by transformers serve, which cannot
+    serve a base model without a chat template (a one-line error)."""
+    import importlib.util
+
+    from harness.lm import local
+
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real_find(name, *a))
+    monkeypatch.setattr(local.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert local.server_engine() == local.LLAMA_CPP and local.server_engine("transformers") == local.TRANSFORMERS
+    monkeypatch.setattr(local.shutil, "which", lambda name: None if name == "cmake" else f"/usr/bin/{name}")
+    assert not local.can_build_llama_cpp() and local.server_engine() == local.TRANSFORMERS
+    with pytest.raises(HarnessError, match="gemma3-270m is a base model with no chat template"):
+        local.transformers_server(local.get_model("gemma3-270m"), lambda m: None)
+    monkeypatch.setattr(local, "MODELS_DIR", tmp_path)  # (a folder made from the GGUF is found where it was made)
+    (tmp_path / "smollm2-135m-hf").mkdir()
+    (tmp_path / "smollm2-135m-hf" / "config.json").write_text("{}")
+    cmd, cwd = local.transformers_server(local.get_model("smollm2-135m"), lambda m: None)
+    assert cmd[1:3] == ["serve", "--host"] and cmd[-1] == "smollm2-135m" and "{port}" in cmd
+    assert (cwd / "smollm2-135m").resolve() == (tmp_path / "smollm2-135m-hf").resolve()

