@@ -177,5 +177,10 @@ def test_a_prompt_lm_beside_the_task_lm_is_counted_and_priced_apart(tmp_path):
     assert rec.api_cost_usd == pytest.approx(price_of("openai/gpt-4o-mini").cost(task_in, task_out)
                                              + price_of("openai/gpt-4o").cost(share["input_tokens"],
                                                                               share["output_tokens"]), rel=1e-6)
+    report = harness("report", str(tmp_path / "p"))
+    assert report.returncode == 0, report.stderr
+    card = (tmp_path / "p" / "report.md").read_text().split("## What each optimizer cost")[1]
+    assert f"| COPRO | ok | {rec.lm_calls:,} ({share['lm_calls']:,} by the prompt LM) |" in card
+    assert "Prompt LM (`--prompt-lm`): openai/proposer (priced as openai/gpt-4o)" in card
     offline = harness("run", "--strategy", "COPRO", "--task", "classify", "--prompt-lm", "openai/gpt-4o")
     assert offline.returncode == 2 and "--prompt-lm needs a served --lm" in offline.stderr

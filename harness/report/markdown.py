@@ -193,7 +193,11 @@ def cost_card_section(report: Report) -> list[str]:
                                       f" (student {', '.join(students)}" + (", random weights: its score is not that "
                                                                             "model's)" if shaped else ")")
                                       if students else "")
-            table.append([name, status, med("lm_calls"), tokens,
+            calls = med("lm_calls")
+            prompt = [r.extra["prompt_lm"]["lm_calls"] for r in pair if (r.extra.get("prompt_lm") or {}).get("lm_calls")]
+            if prompt and calls != "-":  # --prompt-lm: its share of the calls apart
+                calls += f" ({statistics.median(prompt):,.0f} by the prompt LM)"
+            table.append([name, status, calls, tokens,
                           money(spend.median) if spend is not None and not pd.isna(spend) else "-",
                           duration(row["wall_s"].median) if row.get("wall_s") is not None
                           and not pd.isna(row.get("wall_s")) else "-",
@@ -201,6 +205,13 @@ def cost_card_section(report: Report) -> list[str]:
                           strat.scales_with if strat is not None and strat.scales_with else "-"])
         lines += md_table(["strategy", "status", "LM calls", "tokens", "spend", "wall", "peak RAM", "score",
                            "calls scale with"], table) + [""]
+    prompt_lms = sorted({f"{r.extra['prompt_lm']['model']}" + (f" (priced as {r.extra['prompt_lm']['priced_as']})"
+                                                                   if r.extra["prompt_lm"].get("priced_as") else "")
+                         for r in report.runs if r.extra.get("prompt_lm")})
+    if prompt_lms:
+        lines += [f"Prompt LM (`--prompt-lm`): {', '.join(prompt_lms)}, given to each optimizer that takes one "
+                  "(prompt_model, reflection_lm); its calls are counted in the run's and shown apart, its tokens are "
+                  "priced at its own price in the spend.", ""]
     if any(r.toy_student for r in report.runs):
         lines += ["A toy student is a random-initialised model of a few hundred thousand parameters, there so that a "
                   "fast profile exercises the weight strategies: its LM calls and tokens are the teacher's and real, "
