@@ -221,7 +221,7 @@ class Child:
                 "eval_before", lambda: evaluate(program, testset, task.metric, threads, ctx.eval_lm), len(testset),
                 evaluation=True)
         compiled = self.measured("compile", lambda: strategy.compile(ctx, program), len(ctx.trainset))
-        if spec.get("score", True):
+        if spec.get("score", True) is True:  # ("before": a measurement of the bare program only)
             self.result["score_after"] = self.measured(
                 "eval_after", lambda: evaluate(compiled, testset, task.metric, threads, ctx.eval_lm), len(testset),
                 evaluation=True)

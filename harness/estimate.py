@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from harness import registry
 from harness.errors import HarnessError
@@ -110,16 +111,20 @@ def _n(x: float | None) -> str:
 
 def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: float, concurrency: int,
            against: dict[str, RunRecord] | None = None, against_label: str = "", prompt_price: str | None = None,
-           calibrated: str | None = None, sizes: dict[str, int] | None = None, profile: str = "standard") -> str:
+           calibrated: str | None = None, sizes: dict[str, int] | None = None, profile: str = "standard",
+           measured: str | None = None) -> str:
     used = ", ".join(f"{n} {k[2:]}" for k, n in (sizes or {}).items() if n is not None)
     head = [f"# What each optimizer will cost on {task.name}", "",
             f"Program `{task.program_doc}`, metric `{task.metric_name}`, data: {task.split_note}"
             + (f"; the first {used} rows used (`--n-*`)" if used else "") + f". Budgets: the {profile} profile's.", "",
             f"**Projections**, from one run of each optimizer against the offline LM (it costs nothing and counts "
-            f"every call and token where served), answering the program's output fields right at a stated rate of "
-            f"{task.pass_rate:.0%} under a bare prompt (`--pass-rate`; good demos raise it as they would a model's)"
-            + (f", and with {calibrated}'s measured share of answers in no format the adapter parses "
-               "(`--offline-calibration`)" if calibrated else "") + ". "
+            f"every call and token where served), answering the program's output fields right at "
+            + (f"a measured rate of {task.pass_rate:.0%} under a bare prompt and with the same shares of answers in no "
+               f"format the adapter parses (`--calibrate-with`: {measured}; good demos raise the rate as they would "
+               f"a model's)" if measured else
+               f"a stated rate of {task.pass_rate:.0%} under a bare prompt (`--pass-rate`; good demos raise it as they "
+               f"would a model's)" + (f", and with {calibrated}'s measured share of answers in no format the adapter "
+                                      "parses (`--offline-calibration`)" if calibrated else "")) + ". "
             f"A real model's calls differ where it fails the adapter's format (each such answer is asked again) or "
             f"is more or less accurate than the stated rate. Tokens are counted with {prices[0]}'s tokenizer; spend "
             f"is those tokens at each model's price in DSPy's bundled table"
@@ -222,6 +227,42 @@ def matched_workload(against: dict[str, RunRecord], folder: str, profile: str | 
     return real_profile, out
 
 
+def measure_model(lm: str, api_base: str | None, task, spec: ProgramSpec, profile: str, n: int, out: Path,
+                  say) -> tuple[float, dict[str, Any], str]:
+    """(pass rate, calibration, how it was measured): the bare program on the first `n` test rows against the
+    real LM `lm` (its eval_before phase only, in its own measured run): the share of its parsed answers the
+    metric passes, the share of ChatAdapter answers not in its format, and of JSONAdapter answers not JSON."""
+    from harness.lm.backend import backend_of, serve
+
+    backend = backend_of(lm, api_base)
+    if backend.simulated:
+        raise HarnessError(f"--calibrate-with {lm}: name a real model (local/<name> or provider/model); the offline "
+                           "LM is what is being calibrated")
+    run = RunSpec(strategy="LabeledFewShot", task=task.name, profile=profile, lm=lm, api_base=api_base,
+                  options={"program": spec.as_dict(), "n_train": 1, "n_dev": 1, "n_test": n}, score="before")
+    say(f"measuring {lm} on the bare program: {n} test rows (about {n}-{3 * n} calls) ...")
+    with serve(backend, out, None, None, say) as served:
+        rec = run_one(run, out / "calibration", served=served)
+    ph = rec.phase("eval_before")
+    if ph is None or not ph.n_examples or ph.lm_failures is None:
+        raise HarnessError(f"measuring {lm} on the bare program ended {rec.status} before it answered: "
+                           f"{rec.error or 'no evaluation'} (see {out / 'calibration' / 'logs'})")
+    f = ph.lm_failures
+    calls, fallbacks, parse = ph.usage.lm_calls, f.adapter_fallbacks, f.by_kind.get("parse", 0)
+    errored = f.errored_examples.get("eval_before", 0)
+    right = round((rec.score_before or 0) / 100 * ph.n_examples)
+    parsed = ph.n_examples - errored
+    rate = right / parsed if parsed else 0.0
+    chat = calls - fallbacks  # each fallback is one more (JSONAdapter) call
+    cal = {"model": lm, "chat_format_fail": round(fallbacks / chat, 4) if chat else 0.0,
+           "json_fail": round(parse / fallbacks, 4) if fallbacks else 0.0}
+    how = (f"measured with {lm} on the bare program, {ph.n_examples} test rows: {right} of {parsed} parsed answers "
+           f"right ({rate:.0%}), {fallbacks} of {chat} ChatAdapter answers not in its format, {parse} of {fallbacks} "
+           f"JSONAdapter answers not JSON ({calls} calls, run {rec.run_id} in {out / 'calibration'})")
+    say(how)
+    return rate, cal, how
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "estimate", formatter_class=HelpFormatter,
@@ -235,9 +276,18 @@ def add_parser(sub) -> None:
     p.add_argument("--prompt-price-as", default=None, metavar="MODEL",
                    help="price the optimizer's own prompts (proposals, reflections) at this model's price: a strong "
                         "prompt/reflection LM beside a cheap task LM (default: each --price-as model for both)")
-    p.add_argument("--pass-rate", type=float, default=DEFAULT_PASS_RATE,
-                   help="the share of the program's answers the offline LM gets right under a bare prompt (the "
-                        "accuracy you expect of your model), 0-1")
+    p.add_argument("--pass-rate", type=float, default=None,
+                   help=f"the share of the program's answers the offline LM gets right under a bare prompt (the "
+                        f"accuracy you expect of your model), 0-1 (default: {DEFAULT_PASS_RATE}, or measured with "
+                        f"--calibrate-with)")
+    p.add_argument("--calibrate-with", default=None, metavar="LM",
+                   help="measure the accuracy and format failures from a few real calls instead of stating them: "
+                        "the bare program on --calibrate-n test rows with this LM (local/<name>, which the harness "
+                        "serves, or a hosted provider/model: billed), then the offline LM answers at those rates")
+    p.add_argument("--calibrate-api-base", default=None, metavar="URL",
+                   help="base URL of the OpenAI-compatible server of --calibrate-with")
+    p.add_argument("--calibrate-n", type=int, default=10, metavar="N",
+                   help="test rows the bare program answers with --calibrate-with (about N to 3N calls)")
     p.add_argument("--offline-calibration", default=None, metavar="FILE",
                    help="the offline LM answers with a real model's measured format failures and accuracy (the "
                         "calibration.json of `harness fidelity`), so that the estimate counts that model's fallback "
@@ -259,7 +309,7 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not 0 <= args.pass_rate <= 1:
+    if args.pass_rate is not None and not 0 <= args.pass_rate <= 1:
         raise HarnessError(f"--pass-rate must be between 0 and 1, got {args.pass_rate}")
     if args.seconds_per_call <= 0 or args.concurrency < 1:
         raise HarnessError("--seconds-per-call must be above 0 and --concurrency 1 or more")
@@ -268,7 +318,13 @@ def main(args: argparse.Namespace) -> int:
         raise HarnessError("--price-as names no model")
     for m in [*prices, *([args.prompt_price_as] if args.prompt_price_as else [])]:
         price_of(m)  # an unknown price is a one-line error before anything runs
-    spec = ProgramSpec.from_args(args.program, args.data, args.metric, args.pass_rate, args.name)
+    if args.calibrate_with and (args.pass_rate is not None or args.offline_calibration):
+        raise HarnessError("--calibrate-with measures the pass rate and format failures: leave out --pass-rate and "
+                           "--offline-calibration")
+    if args.calibrate_n < 1:
+        raise HarnessError(f"--calibrate-n must be 1 or more, got {args.calibrate_n}")
+    pass_rate = DEFAULT_PASS_RATE if args.pass_rate is None else args.pass_rate
+    spec = ProgramSpec.from_args(args.program, args.data, args.metric, pass_rate, args.name)
     task = registry.use_task(build_task(spec))
     if args.profile is not None:
         registry.get_profile(args.profile)
@@ -296,6 +352,14 @@ def main(args: argparse.Namespace) -> int:
         options["offline_calibration"] = read_calibration(args.offline_calibration)
     out = ensure_writable(Path(args.out or f"results/estimate/{task.name}"))
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    measured = None
+    if args.calibrate_with:
+        with OutLock(out), stop_on_signals():
+            rate, cal, measured = measure_model(args.calibrate_with, args.calibrate_api_base, task, spec, profile,
+                                                args.calibrate_n, out, say)
+        spec = replace(spec, pass_rate=rate)
+        task = registry.use_task(build_task(spec))
+        options.update(program=spec.as_dict(), offline_calibration=cal)
     if skipped:
         say(f"left out (they run only on their own tasks): {', '.join(skipped)}")
     say(f"estimating {len(names)} optimizers on {task.name} ({task.split_note}) against the offline LM, "
@@ -309,7 +373,7 @@ def main(args: argparse.Namespace) -> int:
                       concurrency=args.concurrency, against=against, against_label=args.against or "",
                       prompt_price=args.prompt_price_as,
                       calibrated=(options.get("offline_calibration") or {}).get("model"), sizes=sizes,
-                      profile=profile)
+                      profile=profile, measured=measured)
         if len(lines) < len(names):
             text += f"\n_Partial: {len(lines)} of {len(names)} strategies estimated so far._\n"
         atomic_write_text(out / "estimate.md", text + "\n")
@@ -319,6 +383,7 @@ def main(args: argparse.Namespace) -> int:
             "sizes": {k: n for k, n in sizes.items() if n is not None}, "prices": prices,
             "prompt_price": args.prompt_price_as, "seconds_per_call": args.seconds_per_call,
             "concurrency": args.concurrency, "complete": len(lines) == len(names),
+            "calibration": options.get("offline_calibration"), "measured": measured,
             "projected_from": "one run per strategy against the offline LM (harness.tasks.user.DataOracle)",
             "strategies": [asdict(ln) for ln in lines]})
         return text

@@ -64,7 +64,7 @@ class RunSpec:
     max_rss_mb: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    score: bool = True
+    score: bool | str = True  # False: no evaluation; "before": the bare program's only (harness estimate)
 
     @property
     def backend(self) -> Backend:

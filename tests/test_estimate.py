@@ -184,3 +184,35 @@ def test_a_prompt_lm_beside_the_task_lm_is_counted_and_priced_apart(tmp_path):
     assert "Prompt LM (`--prompt-lm`): openai/proposer (priced as openai/gpt-4o)" in card
     offline = harness("run", "--strategy", "COPRO", "--task", "classify", "--prompt-lm", "openai/gpt-4o")
     assert offline.returncode == 2 and "--prompt-lm needs a served --lm" in offline.stderr
+
+
+def test_the_pass_rate_and_format_failures_can_be_measured_with_a_few_real_calls(tmp_path):
+    """--calibrate-with: the bare program on N test rows against a real LM sets the offline LM's pass rate and its
+    format-failure rates; a model whose every answer is unparsable gives 0% and rates of 1."""
+    from harness.tasks.user import read_rows
+
+    rows = read_rows("tests/fixtures/reviews.jsonl", ROOT)
+    test_rows = rows[int(len(rows) * 0.8):][:6]
+    model = KeywordModel()
+    right = sum(model.answer(None, r, None, None)["sentiment"] == r["sentiment"] for r in test_rows)
+    with ChatServer(model) as srv:
+        est = harness("estimate", *PROGRAM, "--strategy", "LabeledFewShot", "--profile", "quick",
+                      "--calibrate-with", "openai/keyword-model", "--calibrate-api-base", srv.base_url,
+                      "--calibrate-n", "6", "--out", str(tmp_path / "m"))
+        assert est.returncode == 0, est.stderr
+        asked = srv.totals["requests"]
+    data = json.loads((tmp_path / "m" / "estimate.json").read_text())
+    assert asked == 6 and data["pass_rate"] == pytest.approx(right / 6)  # one call per row, all parsed
+    assert data["calibration"] == {"model": "openai/keyword-model", "chat_format_fail": 0.0, "json_fail": 0.0}
+    assert f"a measured rate of {right / 6:.0%}" in est.stdout and f"{right} of 6 parsed answers right" in est.stdout
+    with ChatServer(garbage=True) as srv:
+        bad = harness("estimate", *PROGRAM, "--strategy", "LabeledFewShot", "--profile", "quick",
+                      "--calibrate-with", "openai/garbage", "--calibrate-api-base", srv.base_url,
+                      "--calibrate-n", "3", "--out", str(tmp_path / "g"))
+        assert bad.returncode == 1 and "0 of 0 parsed answers right (0%)" in bad.stderr, bad.stderr
+    data = json.loads((tmp_path / "g" / "estimate.json").read_text())
+    assert data["pass_rate"] == 0 and data["calibration"]["chat_format_fail"] == 1.0
+    assert data["calibration"]["json_fail"] == 1.0  # and the offline LM, answering as that model, fails as it would
+    assert data["strategies"][0]["status"] == "failed" and "every LM call failed" in data["strategies"][0]["error"]
+    both = harness("estimate", *PROGRAM, "--calibrate-with", "openai/x", "--pass-rate", "0.5")
+    assert both.returncode == 2 and "leave out --pass-rate" in both.stderr
