@@ -15,6 +15,9 @@
   (``dspy.clients.execution._delay``, called once per retry by both its sync and async paths): each
   is one more request sent to the server. Examples that errored in an evaluation are counted by the
   run's process (``harness.child.evaluate``).
+* A second, prompt LM (``--prompt-lm``: the LM an optimizer writes its prompts with) is counted in the same
+  counter, by the same tracker and callbacks; its class carries :class:`PromptRole`, which marks the thread for
+  the length of each of its calls, so its share (calls, tokens) is kept apart and priced at its own price.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class _Totals:
     retries: int = 0
     fallbacks: int = 0  # served answers ChatAdapter could not parse, asked again through JSONAdapter
     errors: list[str] = field(default_factory=list)  # one line per failure, in order (the first MAX_ERRORS)
-    # Of the served calls above, those the run's prompt LM answered (--prompt-lm; harness.lm.usage.prompt_role)
+    # Of the served calls above, those the run's prompt LM answered (--prompt-lm; PromptRole)
     prompt_calls: int = 0
     prompt_input_tokens: int = 0
     prompt_output_tokens: int = 0
