@@ -90,34 +90,25 @@ class Child:
         w0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         from harness.lm.budget import BudgetReached
 
+        def phase(failures, engine_s: float | None) -> dict[str, Any]:
+            c1 = resource.getrusage(resource.RUSAGE_SELF)
+            rss, hwm = rss_hwm_mb()
+            return {"name": name, "wall_s": round(time.perf_counter() - w0, 4),
+                    "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 4),
+                    "rss_end_mb": round(rss, 2), "hwm_mb": round(hwm, 2), "usage": since(before).model_dump(),
+                    "n_examples": n_examples, "lm_engine_s": engine_s, "lm_failures": failures.model_dump()}
+
         try:
             out = fn()
         except BudgetReached:  # the phase the cap stopped: kept with what it spent, so the record shows where
-            c1 = resource.getrusage(resource.RUSAGE_SELF)
-            rss, hwm = rss_hwm_mb()
-            self.phases.append({
-                "name": name, "wall_s": round(time.perf_counter() - w0, 4),
-                "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 4),
-                "rss_end_mb": round(rss, 2), "hwm_mb": round(hwm, 2), "usage": since(before).model_dump(),
-                "n_examples": n_examples, "lm_engine_s": None,
-                "lm_failures": failures_since(before).model_dump(),
-            })
+            self.phases.append(phase(failures_since(before), None))
             raise
-        c1 = resource.getrusage(resource.RUSAGE_SELF)
-        rss, hwm = rss_hwm_mb()
         engine = COUNTER.totals().engine_s - before.engine_s
         failures = failures_since(before)
         if evaluation:
             out, errored = out
             failures = failures.model_copy(update={"errored_examples": {name: errored}})
-        self.phases.append({
-            "name": name, "wall_s": round(time.perf_counter() - w0, 4),
-            "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 4),
-            "rss_end_mb": round(rss, 2), "hwm_mb": round(hwm, 2),
-            "usage": since(before).model_dump(), "n_examples": n_examples,
-            "lm_engine_s": round(engine, 5) if self.in_process else None,
-            "lm_failures": failures.model_dump(),
-        })
+        self.phases.append(phase(failures, round(engine, 5) if self.in_process else None))
         if opt_before is not None:  # the offline LM's calls that answered the optimizer's own prompts, apart
             self.optimizer_prompts[name] = since(opt_before, self._optimizer_prompts()).model_dump()
         if self.spec_prompt_lm:
