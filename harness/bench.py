@@ -51,13 +51,24 @@ class BenchConfig:
     locked: bool = False  # the caller already holds OUT's lock (harness.bench_pytest does)
     over_budget: bool = False  # run even when the offline pre-pass projects more than --max-spend
 
+    @property
+    def whole_suite(self) -> bool:
+        """The bench `make bench` runs with nothing narrowed: every strategy and task, the offline LM, the quick or
+        standard profile's own workload (no option at all). Only then do the memory bench and the scaling runs
+        follow, since they measure the defaults."""
+        return (self.strategies is None and self.tasks is None and self.lm is None
+                and not set(self.options) - {"max_spend"}  # (a spend cap on the offline LM, which bills nothing)
+                and self.profile in ("quick", "standard"))
+
     def asked(self) -> dict[str, Any]:
         """What identifies a bench for RESUME: the same question must be asked again."""
+        options = {k: v for k, v in self.options.items() if k not in ("max_calls", "max_spend")}
+        if (options.get("prompt_lm") or {}).get("api_base"):  # never a credential in bench.json
+            options["prompt_lm"] = {**options["prompt_lm"], "api_base": redact_url(options["prompt_lm"]["api_base"])}
         return {"profile": self.profile, "lm": self.lm,
                 "api_base": redact_url(self.api_base) if self.api_base else None,  # never a credential in bench.json
                 "price_as": self.price_as,  # (a cap may change on resume: a run stopped at it can go on under more)
-                "options": {k: v for k, v in self.options.items() if k not in ("max_calls", "max_spend")},
-                **({"lm_server": self.lm_server} if self.lm_server else {})}
+                "options": options, **({"lm_server": self.lm_server} if self.lm_server else {})}
 
 
 _LOG: list = []  # the open OUT/logs/bench.log of the bench in progress: what it says goes there too

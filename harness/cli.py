@@ -385,15 +385,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _ask_for_a_cap(args)
     if args.profile is None:
         args.profile = "local" if str(args.lm or "").startswith("local/") else "standard"
-    chosen = [args.strategy, args.task, args.lm, args.program, args.set, args.n_train, args.n_dev, args.n_test,
-              args.offline_calibration, args.student, args.mode, args.auto, args.max_metric_calls, args.max_calls]
-    whole = not (any(v is not None and v != [] for v in chosen) or args.runs_only) and \
-        args.profile in ("quick", "standard")  # the memory bench and scaling runs are of the defaults only
     options = _options(args)  # (--program names the bench's task)
     cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy, "strategy"),
                       tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
                       lm_server=args.lm_server, repeat=args.repeat, resume=args.resume, keep_failed=args.keep_failed,
                       timeout_s=args.timeout, max_rss_mb=args.max_rss, options=options, over_budget=args.over_budget)
+    whole = cfg.whole_suite and not args.runs_only  # the memory bench and scaling runs are of the defaults only
     code = run_pytest(cfg)
     if code == 0 and whole:  # the whole suite also measures fine-tuning memory and how cost grows with n_train
         say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731

@@ -52,7 +52,7 @@ def test_harness_bench_does_the_whole_suite_and_says_done_after_its_last_step(mo
     assert cli.main(["bench", "--profile", "quick", "--out", str(tmp_path)]) == 0
     assert steps == ["runs quick", "memory", "scaling", "report"]
     assert capsys.readouterr().err.rstrip().splitlines()[-1].startswith("bench done:")
-    for extra in (["--strategy", "COPRO"], ["--runs-only"]):
+    for extra in (["--strategy", "COPRO"], ["--runs-only"], ["--set", "COPRO.breadth=3"], ["--n-train", "8"]):
         steps.clear()
         assert cli.main(["bench", "--profile", "quick", "--out", str(tmp_path), *extra]) == 0
         assert steps == ["runs quick"], extra
