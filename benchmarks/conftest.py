@@ -13,7 +13,7 @@ from harness.runner import STOP
 def pytest_generate_tests(metafunc):
     if "run_key" in metafunc.fixturenames:
         cfg = current_config()
-        runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)
+        runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat, options=cfg.options)
         metafunc.parametrize("run_key", runs, ids=[registry.run_id(*r) for r in runs])
 
 

@@ -101,7 +101,7 @@ class Bench:
             cfg.tasks = [user.name]
         self.cfg = cfg
         self.out = Path(cfg.out)
-        self.runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)
+        self.runs = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat, options=cfg.options)
         self.lock = OutLock(self.out) if not cfg.locked else contextlib.nullcontext()
         self.t0 = time.perf_counter()
         self.calibration: Calibration | None = None
@@ -187,9 +187,14 @@ class Bench:
     # ------------------------------------------------------------------ runs
 
     def spec(self, strategy: str, task: str, repeat: int) -> RunSpec:
+        """The run of `strategy` (a strategy's name, or a budget variant's label: registry.split_variant)."""
         c = self.cfg
-        return RunSpec(strategy=strategy, task=task, profile=c.profile, repeat=repeat, lm=c.lm, api_base=c.api_base,
-                       price_as=c.price_as, timeout_s=c.timeout_s, max_rss_mb=c.max_rss_mb, options=dict(c.options))
+        name, settings = registry.split_variant(strategy)
+        options = dict(c.options)
+        if settings:
+            options["set"] = {**(options.get("set") or {}), name: settings}
+        return RunSpec(strategy=name, task=task, profile=c.profile, repeat=repeat, lm=c.lm, api_base=c.api_base,
+                       price_as=c.price_as, timeout_s=c.timeout_s, max_rss_mb=c.max_rss_mb, options=options)
 
     def record_path(self, rid: str) -> Path:
         return self.out / "runs" / f"{rid}.json"

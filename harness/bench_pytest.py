@@ -46,7 +46,7 @@ def run_pytest(cfg: BenchConfig) -> int:
         raise HarnessError("`harness bench` runs through pytest-benchmark: pip install 'dspy-resource-bench[bench]' "
                            "(make bench installs it)") from None
 
-    registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat)  # bad names fail here, in one line
+    registry.plan(cfg.profile, cfg.strategies, cfg.tasks, cfg.repeat, options=cfg.options)  # bad names fail here, in one line
     check_lm(cfg.lm, cfg.price_as, cfg.api_base)
     out = ensure_writable(cfg.out.resolve())
     with OutLock(out):  # refused here, in one line, if another bench holds OUT

@@ -33,6 +33,9 @@ class Profile:
     tasks: tuple[str, ...] | None = None  # the tasks a bench runs by default (None: every task)
     kinds: tuple[str, ...] | None = None  # the strategy kinds a bench runs by default (None: every kind)
     options: tuple[tuple[str, str], ...] = ()  # run options it sets unless the user names them (e.g. the student)
+    # Budget variants a bench runs beside each strategy's own run ("MIPROv2@auto=medium": the run with --set
+    # MIPROv2.auto=medium), unless the user set that strategy's budget themselves
+    variants: tuple[str, ...] = ()
 
     def options_for(self, lm: str | None, options: dict) -> dict:
         """The run options of a bench or run with this profile: the user's, over the profile's own. A profile's
@@ -53,8 +56,9 @@ PROFILES: dict[str, Profile] = {
     for p in [
         Profile("quick", "the whole suite small enough for CI: ~20-30 examples per split, small budgets",
                 timeout_s=240, eval_threads=1),
-        Profile("standard", "each strategy's library defaults (MIPROv2 auto='light'), 200 train / 100 dev / "
-                "100 test examples", timeout_s=3600, eval_threads=1),
+        Profile("standard", "each strategy's library defaults (MIPROv2 and GEPA auto='light', and each also at "
+                "auto='medium' and 'heavy'), 200 train / 100 dev / 100 test examples", timeout_s=3600, eval_threads=1,
+                variants=("MIPROv2@auto=medium", "MIPROv2@auto=heavy", "GEPA@auto=medium", "GEPA@auto=heavy")),
         Profile("local", "sized for a real local model on 2 CPU cores (LM=local/...): every prompt strategy on "
                 "classify, 6 train / 6 dev / 5 test examples, smaller budgets than quick (harness.strategies: *_LOCAL)", timeout_s=1800,
                 eval_threads=1, real_lm_threads=1, budgets="local", sizes={"train": 6, "dev": 6, "test": 5},
@@ -183,9 +187,26 @@ def parse_repeat(text: str | None, source: str = "REPEAT") -> int:
     return value
 
 
+def split_variant(label: str) -> tuple[str, dict[str, Any]]:
+    """"MIPROv2@auto=medium" -> ("MIPROv2", {"auto": "medium"}); "COPRO" -> ("COPRO", {}). Values read as
+    parse_settings reads them (JSON where they are JSON), so that the run id made from them is `label` again."""
+    name, _, rest = label.partition("@")
+    settings: dict[str, Any] = {}
+    for part in filter(None, rest.split(",")):
+        key, _, value = part.partition("=")
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value
+    return name, settings
+
+
 def plan(profile: str, strategy_names: list[str] | None = None, task_names: list[str] | None = None,
-         repeat: int = 1, include_hidden: bool = False) -> list[tuple[str, str, int]]:
-    """The (strategy, task, repeat) runs a bench does: every named strategy on every named task it runs on."""
+         repeat: int = 1, include_hidden: bool = False, options: dict[str, Any] | None = None
+         ) -> list[tuple[str, str, int]]:
+    """The (strategy, task, repeat) runs a bench does: every named strategy on every named task it runs on, and
+    after each strategy the profile's budget variants of it ("MIPROv2@auto=medium"; split_variant), unless the
+    bench's `options` set that strategy's budget (--set, or GEPA's --auto / --max-metric-calls)."""
     prof = get_profile(profile)
     if repeat < 1:
         raise HarnessError(f"REPEAT must be 1 or more, got {repeat}")
@@ -198,7 +219,12 @@ def plan(profile: str, strategy_names: list[str] | None = None, task_names: list
         get_strategy(n)
     for n in t_names:
         get_task(n)
-    runs = [(s, t, r) for s in s_names for t in t_names if all_s[s].runs_on(t) for r in range(repeat)]
+    options = options or {}
+    user_set = set(options.get("set") or {}) | ({"GEPA"} if options.get("auto") or options.get("max_metric_calls")
+                                                else set())
+    labels = [label for s in s_names
+              for label in [s, *(v for v in prof.variants if v.split("@")[0] == s and s not in user_set)]]
+    runs = [(lb, t, r) for lb in labels for t in t_names if all_s[lb.split("@")[0]].runs_on(t) for r in range(repeat)]
     if not runs:
         raise HarnessError(f"no runs: strategies {s_names} do not run on tasks {t_names}")
     return runs

@@ -67,7 +67,7 @@ def test_gepa_vs_mipro_cost_measured_quality_untestable(gepa_result):
     v = _by_id(gepa_result)
     cost = v["gepa_mipro.cost"]
     assert cost.verdict in ("holds", "contradicted") and cost.basis == "measured"
-    assert set(cost.data["tasks"]["math"]) == {"lm_calls", "tokens", "optimize_wall_s"}
+    assert set(cost.data["levels"]["profile budgets"]["math"]) == {"lm_calls", "tokens", "optimize_wall_s"}
     assert "num_trials=4" in cost.figure and "score after" in cost.figure
     assert cost.verdict == ("holds" if not cost.data["outside"] else "contradicted")
     q = v["gepa_mipro.quality"]
@@ -131,3 +131,24 @@ def test_a_broken_beyond_file_never_costs_the_study(monkeypatch, tmp_path):
     assert result.beyond is None and "no_such_check" in result.beyond_error
     assert len(result.verdicts) == len(evaluate(load_report(NO_GEPA_REPORT), with_projections=False).verdicts)
     assert "could not be judged" in to_markdown(result)
+
+
+def test_gepa_and_mipro_are_compared_at_each_auto_level_both_ran():
+    """Budget variants (--set X.auto=medium, or the standard profile's) are compared level by level, never mixed
+    into the profile's own runs: MIPROv2's projection and the cost at the profile's budgets are unchanged."""
+    report = load_report(GEPA_REPORT)
+    base = _by_id(evaluate(report, with_projections=False))
+    medium = []
+    for r in report.runs:
+        if r.strategy in ("GEPA", "MIPROv2"):
+            scaled = r.model_copy(update={"run_id": r.run_id.replace("__", "@auto=medium__", 1), "lm_calls": r.lm_calls * 3,
+                                          "extra": {**r.extra, "settings": {"auto": "medium"}}})
+            medium.append(scaled)
+    result = evaluate(report.model_copy(update={"runs": [*report.runs, *medium]}), with_projections=False)
+    v = _by_id(result)
+    cost = v["gepa_mipro.cost"]
+    assert set(cost.data["levels"]) == {"profile budgets", "auto=medium"}
+    assert cost.data["levels"]["profile budgets"] == base["gepa_mipro.cost"].data["levels"]["profile budgets"]
+    assert 'auto=medium, math (GEPA' in cost.figure and 'MIPROv2 auto="medium"' in cost.figure
+    assert v["projection.mipro_calls"].data == base["projection.mipro_calls"].data  # the variants left out
+    assert len(v["projection.gepa_budget"].data["runs"]) == 2 * len(base["projection.gepa_budget"].data["runs"])

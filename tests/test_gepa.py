@@ -183,3 +183,22 @@ def test_check_reruns_gepa_with_the_budget_it_ran_under(runs):
     rec = runs["math"].model_copy(update={"budget": runs["math"].budget.model_copy(
         update={"auto": None, "max_metric_calls_asked": 40, "asked": "max_metric_calls=40"})})
     assert rerun_spec(_report([rec]), rec, 1).options == {"max_metric_calls": 40}
+
+
+def test_the_standard_profile_runs_mipro_and_gepa_at_each_auto_budget(tmp_path):
+    """Budgets as the axis that sets cost: the standard bench runs MIPROv2 and GEPA at light (their own runs),
+    medium and heavy (variants, each its own run id), unless the user set that strategy's budget."""
+    from harness.bench import Bench, BenchConfig
+    from harness.registry import plan, split_variant
+
+    runs = plan("standard", ["COPRO", "MIPROv2", "GEPA"], ["math"])
+    assert [s for s, _, _ in runs] == ["COPRO", "MIPROv2", "MIPROv2@auto=medium", "MIPROv2@auto=heavy", "GEPA",
+                                       "GEPA@auto=medium", "GEPA@auto=heavy"]
+    assert [s for s, _, _ in plan("quick", ["MIPROv2", "GEPA"], ["math"])] == ["MIPROv2", "GEPA"]
+    mine = plan("standard", ["MIPROv2", "GEPA"], ["math"], options={"set": {"MIPROv2": {"auto": "heavy"}}, "auto": "light"})
+    assert [s for s, _, _ in mine] == ["MIPROv2", "GEPA"]
+    assert split_variant("GEPA@auto=heavy") == ("GEPA", {"auto": "heavy"}) and split_variant("COPRO") == ("COPRO", {})
+    spec = Bench(BenchConfig(out=tmp_path, profile="standard", strategies=["MIPROv2"], tasks=["math"])).spec(
+        "MIPROv2@auto=medium", "math", 0)
+    assert spec.strategy == "MIPROv2" and spec.settings == {"auto": "medium"}
+    assert spec.run_id == "MIPROv2@auto=medium__math__r0"

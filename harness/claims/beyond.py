@@ -30,13 +30,39 @@ def fmt(value: float, unit: str) -> str:
     return _fmt(value, unit)
 
 
-def _ok(ev: Evidence, strategy: str) -> dict[str, list[RunRecord]]:
-    """task -> the ok runs of `strategy` on it."""
+def _ok(ev: Evidence, strategy: str, settings: dict[str, Any] | None = None) -> dict[str, list[RunRecord]]:
+    """task -> the ok runs of `strategy` on it with exactly these --set `settings` (None: the profile's own budgets,
+    no variant)."""
     out: dict[str, list[RunRecord]] = {}
     for r in ev.report.runs:
-        if r.strategy == strategy and r.status == "ok":
+        if r.strategy == strategy and r.status == "ok" and r.settings == (settings or {}):
             out.setdefault(r.task, []).append(r)
     return out
+
+
+AUTO_LEVELS = ("light", "medium", "heavy")
+
+
+def _auto_levels(ev: Evidence, *strategies: str) -> list[str]:
+    """The auto= budget variants (--set X.auto=level, or a profile's variants) that every one of `strategies` ran."""
+    def levels(s: str) -> set[str]:
+        return {str(r.settings["auto"]) for r in ev.report.runs
+                if r.strategy == s and r.status == "ok" and set(r.settings) == {"auto"}}
+
+    common = set.intersection(*(levels(s) for s in strategies)) if strategies else set()
+    return sorted(common, key=lambda x: (AUTO_LEVELS.index(x) if x in AUTO_LEVELS else 99, x))
+
+
+def _record_cost(recs: list[RunRecord], measure: str) -> float | None:
+    """The median over `recs` of one optimization-cost figure (harness.claims.costs), None where not measured."""
+    from harness.claims.costs import optimization_cost
+
+    vals = []
+    for r in recs:
+        cost = optimization_cost(r)
+        v = None if cost is None else (cost.tokens if measure == "tokens" else getattr(cost, measure))
+        vals.append(None if v is None or (measure in TOY_METRICS and r.toy_student) else v)
+    return _median(vals)
 
 
 def _median(vals: list[float | None]) -> float | None:
@@ -74,6 +100,8 @@ def grpo_workload(recs: list[RunRecord]) -> str:
 def mipro_workload(recs: list[RunRecord]) -> str:
     from harness.strategies.prompt import MIPRO_QUICK
 
+    if recs[0].settings.get("auto"):
+        return f'MIPROv2 auto="{recs[0].settings["auto"]}"'
     if recs[0].profile == "quick":
         return "MIPROv2 " + ", ".join(f"{k}={v}" for k, v in MIPRO_QUICK.items())
     return 'MIPROv2 auto="light"'
@@ -185,41 +213,50 @@ def _beyond_quality(claim: Claim, ev: Evidence) -> list[Verdict]:
 
 @check("gepa_vs_mipro")
 def _gepa_vs_mipro(claim: Claim, ev: Evidence) -> list[Verdict]:
+    """At the profile's budgets and at each auto= level both ran (the standard profile runs light, medium and
+    heavy), per task: MIPROv2's LM calls, tokens and optimization wall time over GEPA's."""
     within = float(claim.need("within"))
     why = _missing(ev, GEPA, MIPRO)
     if why:
         return [untestable(claim, why)]
-    gepa, mipro = _ok(ev, GEPA), _ok(ev, MIPRO)
+    levels: list[dict[str, Any] | None] = [None, *({"auto": a} for a in _auto_levels(ev, GEPA, MIPRO))]
     parts, ratios, ids, data = [], [], [], {}
-    for task in sorted(set(gepa) & set(mipro)):
-        ids += _ids(gepa[task], mipro[task])
-        row, cells = {}, []
-        for m in ("lm_calls", "tokens", "optimize_wall_s"):
-            a, b = _cost(ev, GEPA, task, m), _cost(ev, MIPRO, task, m)
-            if a is None or b is None or a <= 0:
-                continue
-            r = b / a
-            ratios.append((r, task, m))
-            row[m] = {"gepa": a, "mipro": b, "ratio": r}
-            cells.append(f"{LABELS[m][0]} MIPROv2 {fmt(b, LABELS[m][1])} / GEPA {fmt(a, LABELS[m][1])} = {_ratio_text(r)}")
-        sg, sm = _scores(ev, GEPA).get(task), _scores(ev, MIPRO).get(task)
-        if sg and sm and sg[1] is not None and sm[1] is not None:
-            cells.append(f"score after GEPA {sg[1]:.1f}, MIPROv2 {sm[1]:.1f} (offline LM: not a quality figure)"
-                         if ev.offline else f"score after GEPA {sg[1]:.1f}, MIPROv2 {sm[1]:.1f}")
-        data[task] = row
-        parts.append(f"{task} ({gepa_workload(gepa[task])} vs {mipro_workload(mipro[task])}): " + ", ".join(cells))
+    for level in levels:
+        gepa, mipro = _ok(ev, GEPA, level), _ok(ev, MIPRO, level)
+        name = "profile budgets" if level is None else f"auto={level['auto']}"
+        for task in sorted(set(gepa) & set(mipro)):
+            ids += _ids(gepa[task], mipro[task])
+            row, cells = {}, []
+            for m in ("lm_calls", "tokens", "optimize_wall_s"):
+                a, b = _record_cost(gepa[task], m), _record_cost(mipro[task], m)
+                if a is None or b is None or a <= 0:
+                    continue
+                r = b / a
+                ratios.append((r, task, m, name))
+                row[m] = {"gepa": a, "mipro": b, "ratio": r}
+                cells.append(f"{LABELS[m][0]} MIPROv2 {fmt(b, LABELS[m][1])} / GEPA {fmt(a, LABELS[m][1])} = "
+                             f"{_ratio_text(r)}")
+            sg = _median([r.score_after for r in gepa[task]])
+            sm = _median([r.score_after for r in mipro[task]])
+            if sg is not None and sm is not None:
+                cells.append(f"score after GEPA {sg:.1f}, MIPROv2 {sm:.1f}"
+                             + (" (offline LM: not a quality figure)" if ev.offline else ""))
+            data.setdefault(name, {})[task] = row
+            parts.append(f"{name}, {task} ({gepa_workload(gepa[task])} vs {mipro_workload(mipro[task])}): "
+                         + ", ".join(cells))
     if not ratios:
         return [untestable(claim, "no cost figure measured for both on any task", run_ids=ids)]
-    out = [(r, t, m) for r, t, m in ratios if not (1 / within <= r <= within)]
+    out = [(r, t, m, lv) for r, t, m, lv in ratios if not (1 / within <= r <= within)]
     figure = f"profile {ev.report.profile}; " + "; ".join(parts)
     figure += (f". {len(out)} of {len(ratios)} figures outside x{1 / within:g}-x{within:g}" if out
                else f". Every figure within x{1 / within:g}-x{within:g}")
     return [decided(claim, not out, figure, "measured",
-                    rule=f"holds if, on every task, MIPROv2's LM calls, tokens and wall time over GEPA's lie within a "
-                         f"factor {within:g} either way (budgets matched in cost)",
+                    rule=f"holds if, at each budget both ran (the profile's, and each auto= level) and on every task, "
+                         f"MIPROv2's LM calls, tokens and wall time over GEPA's lie within a factor {within:g} either "
+                         "way (budgets matched in cost)",
                     method="measured: " + COST_METHOD, run_ids=ids,
-                    data={"within": within, "tasks": data, "outside": [{"task": t, "measure": m, "ratio": r}
-                                                                        for r, t, m in out]})]
+                    data={"within": within, "levels": data,
+                          "outside": [{"level": lv, "task": t, "measure": m, "ratio": r} for r, t, m, lv in out]})]
 
 
 def _mipro_inputs(ev: Evidence, tasks: list[str]) -> tuple[dict[str, Any] | None, int | None, str]:
@@ -274,7 +311,8 @@ def _mipro_estimate(claim: Claim, ev: Evidence) -> list[Verdict]:
 @check("gepa_budget")
 def _gepa_budget(claim: Claim, ev: Evidence) -> list[Verdict]:
     low, high = float(claim.need("low")), float(claim.need("high"))
-    runs = [r for recs in _ok(ev, GEPA).values() for r in recs if r.budget is not None]
+    runs = [r for r in ev.report.runs  # every budget asked, variants included: each is a projection of DSPy's
+            if r.strategy == GEPA and r.status == "ok" and r.budget is not None]
     if not runs:
         return [untestable(claim, "no ok GEPA run with a budget block in this report")]
     parts, ratios, data = [], [], {}
