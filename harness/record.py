@@ -425,10 +425,18 @@ class RunRecord(_Model):
         return dict(self.extra.get("settings") or {})
 
     @property
+    def prompt_model(self) -> str | None:
+        """The --prompt-lm the optimizer was given (None: none given, or a strategy that takes none)."""
+        given = self.extra.get("prompt_lm") or {}
+        return given.get("model") if given.get("given_as") else None
+
+    @property
     def key(self) -> tuple[str, str]:
-        """(strategy, task) that compare, check and the report match runs by: a run with --set settings is its
-        own variant, e.g. ('MIPROv2@auto=medium', 'classify'), never compared with the defaults' runs."""
-        label = variant(self.settings)
+        """(strategy, task) that compare, check and the report match runs by: a run with --set settings, or one
+        whose optimizer was given a --prompt-lm, is its own variant, e.g. ('MIPROv2@auto=medium', 'classify') or
+        ('COPRO@prompt_lm=openai/gpt-4o', 'classify'), never compared with the defaults' runs."""
+        label = ",".join(part for part in (variant(self.settings),
+                                           f"prompt_lm={self.prompt_model}" if self.prompt_model else "") if part)
         return (f"{self.strategy}@{label}" if label else self.strategy, self.task)
 
     @property

@@ -180,7 +180,9 @@ def test_a_prompt_lm_beside_the_task_lm_is_counted_and_priced_apart(tmp_path):
     report = harness("report", str(tmp_path / "p"))
     assert report.returncode == 0, report.stderr
     card = (tmp_path / "p" / "report.md").read_text().split("## What each optimizer cost")[1]
-    assert f"| COPRO | ok | {rec.lm_calls:,} ({share['lm_calls']:,} by the prompt LM) |" in card
+    assert rec.key == ("COPRO@prompt_lm=openai/proposer", "classify")  # never paired with a run without one
+    assert (f"| COPRO@prompt_lm=openai/proposer | ok | {rec.lm_calls:,} ({share['lm_calls']:,} by the prompt LM) |"
+            in card)
     assert "Prompt LM (`--prompt-lm`): openai/proposer (priced as openai/gpt-4o)" in card
     offline = harness("run", "--strategy", "COPRO", "--task", "classify", "--prompt-lm", "openai/gpt-4o")
     assert offline.returncode == 2 and "--prompt-lm needs a served --lm" in offline.stderr
