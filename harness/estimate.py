@@ -26,7 +26,7 @@ from harness.errors import HarnessError
 from harness.files import OutLock, atomic_write_json, atomic_write_text, ensure_writable
 from harness.helpfmt import HelpFormatter
 from harness.lm.pricing import price_of
-from harness.load import load_record, read_calibration
+from harness.load import load_record, load_report, read_calibration
 from harness.record import RunRecord
 from harness.runner import RunSpec, run_one, stop_on_signals
 from harness.tasks.user import DEFAULT_PASS_RATE, ProgramSpec, add_arguments, build_task
@@ -183,16 +183,20 @@ def _table(cols: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def real_runs(folder: Path, task: str) -> dict[str, RunRecord]:
-    """strategy -> the record of a real run of this task in folder/runs (an ok one first, then the latest repeat;
-    runs with --set settings left out)."""
-    runs = Path(folder) / "runs"
-    if not runs.is_dir():
-        raise HarnessError(f"--against {folder}: no runs/ folder (make it with `harness bench --program ... --lm X "
-                           f"--out {folder}`)")
+    """strategy -> the record of a real run of this task in folder/runs, or in folder/report.json where runs/ is
+    not there (a committed results folder keeps only its report): an ok one first, then the latest repeat; runs
+    with --set settings or a --prompt-lm left out."""
+    runs, report = Path(folder) / "runs", Path(folder) / "report.json"
+    if runs.is_dir():
+        records = [load_record(path) for path in sorted(runs.glob("*.json"))]
+    elif report.is_file():
+        records = list(load_report(report).runs)
+    else:
+        raise HarnessError(f"--against {folder}: no runs/ folder or report.json (make them with `harness bench "
+                           f"--program ... --lm X --out {folder}`)")
     out: dict[str, RunRecord] = {}
-    for path in sorted(runs.glob("*.json")):
-        rec = load_record(path)
-        if rec.task != task or rec.settings:  # (a --set variant is not the strategy the estimate ran)
+    for rec in records:
+        if rec.task != task or rec.key[0] != rec.strategy:  # (a variant is not the strategy the estimate ran)
             continue
         if rec.strategy not in out or (rec.status == "ok" and out[rec.strategy].status != "ok") or \
                 (rec.status == out[rec.strategy].status and rec.repeat > out[rec.strategy].repeat):
@@ -229,9 +233,10 @@ def matched_workload(against: dict[str, RunRecord], folder: str, profile: str | 
 
 def measure_model(lm: str, api_base: str | None, task, spec: ProgramSpec, profile: str, n: int, out: Path,
                   say) -> tuple[float, dict[str, Any], str]:
-    """(pass rate, calibration, how it was measured): the bare program on the first `n` test rows against the
-    real LM `lm` (its eval_before phase only, in its own measured run): the share of its parsed answers the
-    metric passes, the share of ChatAdapter answers not in its format, and of JSONAdapter answers not JSON."""
+    """(pass rate, calibration, how it was measured): the bare program on `n` of the user's rows (test rows first,
+    then dev, then train: with no demos any row will do, and a small test split alone measures rates too coarsely)
+    against the real LM `lm` (its eval_before phase only, in its own measured run): the share of its parsed answers
+    the metric passes, the share of ChatAdapter answers not in its format, and of JSONAdapter answers not JSON."""
     from harness.lm.backend import backend_of, serve
 
     backend = backend_of(lm, api_base)
@@ -239,8 +244,10 @@ def measure_model(lm: str, api_base: str | None, task, spec: ProgramSpec, profil
         raise HarnessError(f"--calibrate-with {lm}: name a real model (local/<name> or provider/model); the offline "
                            "LM is what is being calibrated")
     run = RunSpec(strategy="LabeledFewShot", task=task.name, profile=profile, lm=lm, api_base=api_base,
-                  options={"program": spec.as_dict(), "n_train": 1, "n_dev": 1, "n_test": n}, score="before")
-    say(f"measuring {lm} on the bare program: {n} test rows (about {n}-{3 * n} calls) ...")
+                  options={"program": replace(spec, every_row_tests=True).as_dict(), "n_train": 1, "n_dev": 1,
+                           "n_test": n}, score="before")
+    n = min(n, len(task.rows("test")) + len(task.rows("dev")) + len(task.rows("train")))
+    say(f"measuring {lm} on the bare program: {n} rows (about {n}-{3 * n} calls) ...")
     with serve(backend, out, None, None, say) as served:
         rec = run_one(run, out / "calibration", served=served)
     ph = rec.phase("eval_before")
@@ -256,9 +263,9 @@ def measure_model(lm: str, api_base: str | None, task, spec: ProgramSpec, profil
     chat = calls - fallbacks  # each fallback is one more (JSONAdapter) call
     cal = {"model": lm, "chat_format_fail": round(fallbacks / chat, 4) if chat else 0.0,
            "json_fail": round(parse / fallbacks, 4) if fallbacks else 0.0}
-    how = (f"measured with {lm} on the bare program, {ph.n_examples} test rows: {right} of {parsed} parsed answers "
-           f"right ({rate:.0%}), {fallbacks} of {chat} ChatAdapter answers not in its format, {parse} of {fallbacks} "
-           f"JSONAdapter answers not JSON ({calls} calls, run {rec.run_id} in {out / 'calibration'})")
+    how = (f"measured with {lm} on the bare program, {ph.n_examples} rows (test rows first): {right} of {parsed} "
+           f"parsed answers right ({rate:.0%}), {fallbacks} of {chat} ChatAdapter answers not in its format, "
+           f"{parse} of {fallbacks} JSONAdapter answers not JSON ({calls} calls, run {rec.run_id} in {out / 'calibration'})")
     say(how)
     return rate, cal, how
 
@@ -282,12 +289,13 @@ def add_parser(sub) -> None:
                         f"--calibrate-with)")
     p.add_argument("--calibrate-with", default=None, metavar="LM",
                    help="measure the accuracy and format failures from a few real calls instead of stating them: "
-                        "the bare program on --calibrate-n test rows with this LM (local/<name>, which the harness "
+                        "the bare program on --calibrate-n rows with this LM (local/<name>, which the harness "
                         "serves, or a hosted provider/model: billed), then the offline LM answers at those rates")
     p.add_argument("--calibrate-api-base", default=None, metavar="URL",
                    help="base URL of the OpenAI-compatible server of --calibrate-with")
     p.add_argument("--calibrate-n", type=int, default=10, metavar="N",
-                   help="test rows the bare program answers with --calibrate-with (about N to 3N calls)")
+                   help="rows the bare program answers with --calibrate-with (test rows first, then dev and train "
+                        "rows; about N to 3N calls)")
     p.add_argument("--offline-calibration", default=None, metavar="FILE",
                    help="the offline LM answers with a real model's measured format failures and accuracy (the "
                         "calibration.json of `harness fidelity`), so that the estimate counts that model's fallback "

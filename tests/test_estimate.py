@@ -218,3 +218,31 @@ def test_the_pass_rate_and_format_failures_can_be_measured_with_a_few_real_calls
     assert data["strategies"][0]["status"] == "failed" and "every LM call failed" in data["strategies"][0]["error"]
     both = harness("estimate", *PROGRAM, "--calibrate-with", "openai/x", "--pass-rate", "0.5")
     assert both.returncode == 2 and "leave out --pass-rate" in both.stderr
+
+
+def test_against_reads_a_committed_results_folder_that_keeps_only_its_report(tmp_path):
+    """A committed results folder has report.json and no runs/: --against reads the runs from the report."""
+    import shutil
+
+    from harness.estimate import real_runs
+
+    shutil.copy(ROOT / "results" / "review-smollm2" / "report.json", tmp_path / "report.json")
+    runs = real_runs(tmp_path, "review_program")
+    assert len(runs) == 12 and runs["MIPROv2"].status == "ok" and runs["COPRO"].status == "failed"
+    assert runs["MIPROv2"].lm == "local/smollm2-135m" and runs["MIPROv2"].phase("compile").usage.lm_calls == 54
+    with pytest.raises(HarnessError, match="no runs/ folder or report.json"):
+        real_runs(tmp_path / "empty", "review_program")
+    with pytest.raises(HarnessError, match="no run of math there"):
+        real_runs(tmp_path, "math")
+
+
+def test_a_calibration_can_use_more_rows_than_the_test_split():
+    """--calibrate-with on a small data set: the bare program answers every row, test rows first (no demos, so
+    any row will do), so that --calibrate-n can go past the test split's 9 rows."""
+    from dataclasses import replace
+
+    spec = ProgramSpec.from_args(PROGRAM[1], PROGRAM[3], PROGRAM[5])
+    plain, every = build_task(spec), build_task(replace(spec, every_row_tests=True))
+    assert len(plain.rows("test")) == 9 and len(every.rows("test")) == 45
+    assert every.rows("test")[:9] == plain.rows("test") and every.rows("train") == plain.rows("train")
+    assert ProgramSpec.from_dict(replace(spec, every_row_tests=True).as_dict()).every_row_tests

@@ -153,11 +153,13 @@ class ProgramSpec:
     pass_rate: float = DEFAULT_PASS_RATE
     name: str | None = None
     root: str | None = None  # the folder the command ran in: modules are found, and relative paths read, from it
+    every_row_tests: bool = False  # --calibrate-with: the test split is every row (test, dev, then train rows)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProgramSpec":
         return cls(program=d["program"], data=tuple(d["data"]), metric=d["metric"],
-                   pass_rate=float(d.get("pass_rate", DEFAULT_PASS_RATE)), name=d.get("name"), root=d.get("root"))
+                   pass_rate=float(d.get("pass_rate", DEFAULT_PASS_RATE)), name=d.get("name"), root=d.get("root"),
+                   every_row_tests=bool(d.get("every_row_tests", False)))
 
     @classmethod
     def from_args(cls, program: str, data: str, metric: str, pass_rate: float | None = None,
@@ -178,7 +180,8 @@ class ProgramSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return {"program": self.program, "data": list(self.data), "metric": self.metric,
-                "pass_rate": self.pass_rate, "name": self.task_name, "root": self.root}
+                "pass_rate": self.pass_rate, "name": self.task_name, "root": self.root,
+                "every_row_tests": self.every_row_tests}
 
     @property
     def task_name(self) -> str:
@@ -305,6 +308,10 @@ def build_task(spec: ProgramSpec) -> UserTask:
     if not callable(metric):
         raise HarnessError(f"--metric {spec.metric}: not callable")
     splits, note = _splits(spec)
+    if spec.every_row_tests:  # the bare program measured on as many rows as there are (no demos: any row will do)
+        splits["test"] = tuple({json.dumps(r, sort_keys=True, default=str): r
+                                for s in ("test", "dev", "train") for r in splits[s]}.values())
+        note += f"; every row ({len(splits['test'])}) scored as test rows, test rows first"
     columns = set().union(*(r.keys() for rows in splits.values() for r in rows))
     inputs = tuple(dict.fromkeys(k for p in program.predictors() for k in p.signature.input_fields))
     outputs = tuple(dict.fromkeys(k for p in program.predictors() for k in p.signature.output_fields))
