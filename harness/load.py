@@ -25,6 +25,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
+from harness.lm.brain import Calibration
 from harness.record import REPORT_KIND, SCHEMA_VERSION, Report, RunRecord
 
 MAX_JSON_INT_DIGITS = 30  # no measured figure has more; a 5,000-digit integer is refused, not computed with
@@ -205,8 +206,6 @@ def load_record(path: str | Path) -> RunRecord:
 def read_calibration(path: str | Path) -> dict[str, Any]:
     """The calibration.json `harness fidelity` wrote (a real model's measured format failures and accuracy),
     checked: the fields the offline LM takes (harness.lm.brain.Calibration)."""
-    from harness.lm.brain import Calibration
-
     try:
         data = read_kind(path, "calibration", "dspy-resource-bench/calibration")
         Calibration.from_dict(data)
