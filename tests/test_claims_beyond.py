@@ -152,3 +152,23 @@ def test_gepa_and_mipro_are_compared_at_each_auto_level_both_ran():
     assert 'auto=medium, math (GEPA' in cost.figure and 'MIPROv2 auto="medium"' in cost.figure
     assert v["projection.mipro_calls"].data == base["projection.mipro_calls"].data  # the variants left out
     assert len(v["projection.gepa_budget"].data["runs"]) == 2 * len(base["projection.gepa_budget"].data["runs"])
+
+
+def test_the_plots_draw_each_budget_variant_and_the_study_leaves_them_out():
+    """The evidence the plots draw holds each budget variant under its own label (a point and a bar of its own,
+    ordered light < medium < heavy under its strategy); the study's claims read only the profile's own runs."""
+    from harness.claims.evidence import gather
+    from harness.report.plots import _budget_order, _short
+
+    report = load_report(GEPA_REPORT)
+    heavy = [r.model_copy(update={"run_id": r.run_id.replace("__", "@auto=heavy__", 1),
+                                  "extra": {**r.extra, "settings": {"auto": "heavy"}}})
+             for r in report.runs if r.strategy == "GEPA"]
+    ev = gather(report.model_copy(update={"runs": [*report.runs, *heavy]}), load_claims())
+    assert "GEPA@auto=heavy" not in set(ev.runs["label"]) and len(ev.runs) == len(report.runs)
+    labelled = ev.pairs(labelled=True)
+    assert set(labelled["strategy"]) == {"GEPA", "GEPA@auto=heavy", "GRPO", "MIPROv2"}
+    assert set(ev.pairs()["strategy"]) == {"GEPA", "GRPO", "MIPROv2"}
+    assert sorted(["GEPA@auto=heavy", "GEPA@auto=medium", "GEPA", "GEPA@auto=light"], key=_budget_order) == \
+        ["GEPA", "GEPA@auto=light", "GEPA@auto=medium", "GEPA@auto=heavy"]
+    assert _short("MIPROv2@auto=heavy") == "MIPROv2 heavy" and _short("BootstrapFewShot") == "BFS"

@@ -15,7 +15,7 @@ from harness.claims.spec import ClaimsFile
 from harness.record import Report, RunRecord
 
 MIB_TO_GB = 1024 * 1024 / 1e9
-RUN_COLUMNS = ["run_id", "strategy", "task", "repeat", "status", "error", "tier", "tier_rank", "changes", "lm_kind", "toy_student",
+RUN_COLUMNS = ["run_id", "strategy", "label", "task", "repeat", "status", "error", "tier", "tier_rank", "changes", "lm_kind", "toy_student",
                "priced_as", "run_wall_s", "disk_written_mb", "gpu_peak_mb", "torch_peak_allocated_mb", "score_before",
                "score_after", "n_train", "n_dev", "trained", "training_steps", "training_device", "trained_params",
                "checkpoint_bytes", "param_change_rel", "input_tokens", "output_tokens", *COST_METRICS]
@@ -30,7 +30,7 @@ def run_row(rec: RunRecord, claims: ClaimsFile) -> dict[str, Any]:
     s = claims.strategy(rec.strategy)
     cost = optimization_cost(rec) if rec.status == "ok" else None
     row: dict[str, Any] = {
-        "run_id": rec.run_id, "strategy": rec.strategy, "task": rec.task, "repeat": rec.repeat, "status": rec.status,
+        "run_id": rec.run_id, "strategy": rec.strategy, "label": rec.key[0], "task": rec.task, "repeat": rec.repeat, "status": rec.status,
         "error": rec.error, "tier": s.tier if s else None, "tier_rank": claims.tier_rank(s.tier) if s else None,
         "changes": s.changes if s else None, "lm_kind": rec.lm_kind, "priced_as": rec.priced_as,
         "run_wall_s": rec.wall_s, "disk_written_mb": rec.disk_written_mb, "gpu_peak_mb": rec.gpu_peak_mb,
@@ -59,10 +59,12 @@ def run_row(rec: RunRecord, claims: ClaimsFile) -> dict[str, Any]:
 class Evidence:
     report: Report
     claims: ClaimsFile
-    runs: pd.DataFrame  # one row per record (every status)
+    runs: pd.DataFrame  # one row per record (every status) the study's claims judge: --set variants left out
     memory: memory_data.MemoryBench | None
     scaling: Any  # harness.claims.projections.Scaling | None
     out: Path | None
+    every_run: pd.DataFrame | None = None  # runs and the --set variants' rows ("label": the run's key, e.g.
+    # "MIPROv2@auto=heavy"): what the plots draw, so that what a budget costs is seen beside the default's
 
     # ------------------------------------------------------------------ selections
 
@@ -75,9 +77,15 @@ class Evidence:
             df = df[df["changes"].isin(["weights", "both"])]
         return df
 
-    def pairs(self, scope: str | None = None) -> pd.DataFrame:
-        """Repeats folded: one row per (strategy, task) with the median of each cost metric and the run ids."""
-        df = self.ok(scope)
+    def ok_labelled(self) -> pd.DataFrame:
+        """ok runs, the --set variants' among them, each with its "label" (the plots draw one point per label)."""
+        df = self.runs if self.every_run is None else self.every_run
+        return df[df["status"] == "ok"]
+
+    def pairs(self, scope: str | None = None, labelled: bool = False) -> pd.DataFrame:
+        """Repeats folded: one row per (strategy, task) with the median of each cost metric and the run ids;
+        `labelled`: the --set variants too, each its own "strategy" (its label, e.g. "MIPROv2@auto=heavy")."""
+        df = self.ok_labelled().assign(strategy=lambda d: d["label"]) if labelled else self.ok(scope)
         if df.empty:
             return df
         metrics = [*COST_METRICS, "input_tokens", "output_tokens", "disk_written_mb", "run_wall_s"]
@@ -100,11 +108,12 @@ def gather(report: Report, claims: ClaimsFile, out: str | Path | None = None) ->
     from harness.claims import projections
 
     out_path = Path(out) if out is not None else None
-    # A run with --set settings is a variant: the study's claims are about each strategy as the profile runs it
-    rows = [run_row(r, claims) for r in report.runs if not r.settings]
-    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)  # the columns stated, so an empty report has them too
+    # The columns stated, so that an empty report has them too
+    every = pd.DataFrame([run_row(r, claims) for r in report.runs], columns=RUN_COLUMNS)
     for col in NUMERIC:  # None -> NaN, so medians and comparisons work whatever a run lacked
-        runs[col] = pd.to_numeric(runs[col], errors="coerce").astype(float)
-    runs["trained"] = runs["trained"].astype(bool)
+        every[col] = pd.to_numeric(every[col], errors="coerce").astype(float)
+    every["trained"] = every["trained"].astype(bool)
+    # A run with --set settings is a variant: the study's claims are about each strategy as the profile runs it
+    runs = every[[not r.settings for r in report.runs]].reset_index(drop=True)
     return Evidence(report=report, claims=claims, runs=runs, memory=memory_data.load(out_path),
-                    scaling=projections.load_scaling(out_path), out=out_path)
+                    scaling=projections.load_scaling(out_path), out=out_path, every_run=every)

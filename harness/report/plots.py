@@ -98,13 +98,13 @@ def _wide(values: list[float]) -> bool:
 
 def resources(plt, ev, out: Path) -> Plot | None:
     """Each cost metric per strategy (median over tasks, whiskers min-max), coloured by claimed tier."""
-    pairs = ev.pairs()
+    pairs = ev.pairs(labelled=True)  # (a budget variant has a bar of its own, under its strategy's)
     if pairs.empty:
         return None
     metrics = [*COST_METRICS, "disk_written_mb"]
     labels = {**{k: v for k, v in COST_METRICS.items()}, "disk_written_mb": ("disk written", "MiB")}
     order = sorted(pairs["strategy"].unique(),
-                   key=lambda s: (_tier_rank(pairs[pairs.strategy == s]["tier_rank"].iloc[0]), s))
+                   key=lambda s: (_tier_rank(pairs[pairs.strategy == s]["tier_rank"].iloc[0]), _budget_order(s)))
     fig, axes = plt.subplots(2, 3, figsize=(17, 10), sharey=True)
     for ax, m in zip(axes.flat, metrics):
         g = pairs.groupby("strategy")[m].agg(["median", "min", "max"]).reindex(order)
@@ -162,7 +162,17 @@ def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _short(name: str) -> str:
-    return name.replace("BootstrapFewShot", "BFS").replace("Optimizer", "Opt")
+    """A strategy's or a budget variant's label, short: 'BFS', 'MIPROv2 heavy' (for 'MIPROv2@auto=heavy')."""
+    return name.replace("BootstrapFewShot", "BFS").replace("Optimizer", "Opt").replace("@auto=", " ")
+
+
+BUDGET_LEVELS = {"": 0, "auto=light": 1, "auto=medium": 2, "auto=heavy": 3}
+
+
+def _budget_order(label: str) -> tuple[str, int, str]:
+    """A label's place among its strategy's: the profile's own run, then light, medium, heavy, then other --set."""
+    name, _, settings = label.partition("@")
+    return name, BUDGET_LEVELS.get(settings, len(BUDGET_LEVELS)), settings
 
 
 def _place_labels(ax, points: list[tuple[float, float, str]], fontsize: float = 6.5) -> None:
@@ -192,16 +202,18 @@ def _place_labels(ax, points: list[tuple[float, float, str]], fontsize: float = 
 
 
 def cost_quality(plt, ev, out: Path) -> Plot | None:
-    runs = ev.ok()
+    runs = ev.ok_labelled()  # (a budget variant is a point of its own, joined to its strategy's others)
     runs = runs[runs["score_after"].notna() & runs["spend_usd"].notna()]
     if runs.empty:
         return None
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     tasks = sorted(runs["task"].unique())
     pos = [v for v in runs["spend_usd"] if v > 0]
     floor = min(pos) / 2 if pos else 1e-6  # a zero spend is drawn here, on the log axis
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 5.8), squeeze=False)
+    budgets_drawn = False
     for ax, task in zip(axes[0], tasks):
         g = runs[runs.task == task]
         same: dict[tuple[float, float], list[str]] = {}
@@ -210,8 +222,17 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
             colour = _colour(r["tier"])
             ax.scatter(x, r["score_after"], s=42, zorder=3, color=colour if not r["trained"] else "white",
                        edgecolors=colour, linewidths=1.5)
-            same.setdefault((round(x, 12), round(r["score_after"], 6)), []).append(_short(r["strategy"]))
+            same.setdefault((round(x, 12), round(r["score_after"], 6)), []).append(_short(r["label"]))
+        for name, mine in g.groupby("strategy"):  # a strategy at several budgets: its points joined, cheapest first
+            if mine["label"].nunique() > 1:
+                mine = mine.assign(level=[_budget_order(v) for v in mine["label"]]).sort_values("level")
+                ax.plot([max(v, floor) for v in mine["spend_usd"]], mine["score_after"], ls=":", lw=1, zorder=2,
+                        color=_colour(mine["tier"].iloc[0]))
+                budgets_drawn = True
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 1-2-5 ticks, plain dollars:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:.4g}"))  # (labelled minor ticks overprint)
+        ax.xaxis.set_minor_formatter(NullFormatter())
         prompt = g[~g["trained"]]
         front = _frontier([(max(x, floor), y) for x, y in zip(prompt["spend_usd"], prompt["score_after"])])
         if front:
@@ -221,7 +242,7 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
             ax.axhline(base.median(), color="grey", ls="--", lw=1)
         _place_labels(ax, [(x, y, " = ".join(dict.fromkeys(names))) for (x, y), names in same.items()])
         ax.set_title(f"task: {task}")
-        ax.set_xlabel("optimization spend, projected (USD, log scale)")
+        ax.set_xlabel("optimization spend, projected (log scale)")
         ax.set_ylabel("test score after optimizing (%)")
         ax.grid(alpha=0.3, which="both")
     handles = tier_handles(ev, list(runs["tier"]))
@@ -229,6 +250,8 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
                        label="scored with its trained student (" + ("a random toy model" if runs["toy_student"].any()
                                                                      else "a real pretrained model") + ")"),
                 Line2D([], [], color="black", lw=1, label="frontier of the prompt strategies"),
+                *([Line2D([], [], color="grey", ls=":", lw=1, label="one strategy at its budgets (light, medium, "
+                                                                        "heavy)")] if budgets_drawn else []),
                 Line2D([], [], color="grey", ls="--", lw=1, label="score before optimizing (median)")]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.1))
     second = ("Offline LM: a score shows that an optimizer did its work, not how good it is on a real model"
