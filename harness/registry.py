@@ -187,6 +187,16 @@ def parse_repeat(text: str | None, source: str = "REPEAT") -> int:
     return value
 
 
+BUDGET_LEVELS = {"": 0, "auto=light": 1, "auto=medium": 2, "auto=heavy": 3}
+
+
+def budget_order(label: str) -> tuple[str, int, str]:
+    """A run label's place among its strategy's: the profile's own run, then auto light, medium, heavy, then any
+    other --set variant ("MIPROv2" < "MIPROv2@auto=medium" < "MIPROv2@auto=heavy")."""
+    name, _, settings = label.partition("@")
+    return name, BUDGET_LEVELS.get(settings, len(BUDGET_LEVELS)), settings
+
+
 def split_variant(label: str) -> tuple[str, dict[str, Any]]:
     """"MIPROv2@auto=medium" -> ("MIPROv2", {"auto": "medium"}); "COPRO" -> ("COPRO", {}). Values read as
     parse_settings reads them (JSON where they are JSON), so that the run id made from them is `label` again."""

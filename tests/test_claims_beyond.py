@@ -158,7 +158,8 @@ def test_the_plots_draw_each_budget_variant_and_the_study_leaves_them_out():
     """The evidence the plots draw holds each budget variant under its own label (a point and a bar of its own,
     ordered light < medium < heavy under its strategy); the study's claims read only the profile's own runs."""
     from harness.claims.evidence import gather
-    from harness.report.plots import _budget_order, _short
+    from harness.registry import budget_order as _budget_order
+    from harness.report.plots import _short
 
     report = load_report(GEPA_REPORT)
     heavy = [r.model_copy(update={"run_id": r.run_id.replace("__", "@auto=heavy__", 1),

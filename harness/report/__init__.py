@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from harness import registry
 from harness.errors import HarnessError
 from harness.files import atomic_write_text
 from harness.load import SchemaError, load_record, load_report
@@ -127,7 +128,19 @@ def _records(out: Path) -> list[RunRecord]:
             records.append(load_record(path))
         except SchemaError as exc:
             _say(f"warning: skipping {path.name}: {exc}")
-    return records
+    return sorted(records, key=_run_order())
+
+
+def _run_order():
+    """Records read from runs/ (no bench to give their order): strategies in the registry's order, each one's
+    budgets light < medium < heavy, tasks in the registry's order, then repeats."""
+    strategies, tasks = list(registry.strategies()), list(registry.tasks())
+
+    def key(rec: RunRecord) -> tuple:
+        name, level, settings = registry.budget_order(rec.key[0])
+        return (strategies.index(name) if name in strategies else len(strategies), name, level, settings,
+                tasks.index(rec.task) if rec.task in tasks else len(tasks), rec.task, rec.repeat)
+    return key
 
 
 def _from_records(records: list[RunRecord]) -> Report:

@@ -19,6 +19,7 @@ from harness.claims.costs import COST_METRICS
 from harness.claims.projections import measured_floors, project
 from harness.claims.spec import NOT_IN_STUDY  # a strategy with no claimed tier (GEPA): drawn grey, last
 from harness.files import atomic_write_bytes
+from harness.registry import budget_order
 
 TIER_COLOURS = {"Minimal": "#1b9e77", "Low": "#377eb8", "Medium": "#ff7f00", "High": "#e41a1c",
                 "Very High": "#984ea3", None: "#999999"}
@@ -104,7 +105,7 @@ def resources(plt, ev, out: Path) -> Plot | None:
     metrics = [*COST_METRICS, "disk_written_mb"]
     labels = {**{k: v for k, v in COST_METRICS.items()}, "disk_written_mb": ("disk written", "MiB")}
     order = sorted(pairs["strategy"].unique(),
-                   key=lambda s: (_tier_rank(pairs[pairs.strategy == s]["tier_rank"].iloc[0]), _budget_order(s)))
+                   key=lambda s: (_tier_rank(pairs[pairs.strategy == s]["tier_rank"].iloc[0]), budget_order(s)))
     fig, axes = plt.subplots(2, 3, figsize=(17, 10), sharey=True)
     for ax, m in zip(axes.flat, metrics):
         g = pairs.groupby("strategy")[m].agg(["median", "min", "max"]).reindex(order)
@@ -166,14 +167,6 @@ def _short(name: str) -> str:
     return name.replace("BootstrapFewShot", "BFS").replace("Optimizer", "Opt").replace("@auto=", " ")
 
 
-BUDGET_LEVELS = {"": 0, "auto=light": 1, "auto=medium": 2, "auto=heavy": 3}
-
-
-def _budget_order(label: str) -> tuple[str, int, str]:
-    """A label's place among its strategy's: the profile's own run, then light, medium, heavy, then other --set."""
-    name, _, settings = label.partition("@")
-    return name, BUDGET_LEVELS.get(settings, len(BUDGET_LEVELS)), settings
-
 
 def _place_labels(ax, points: list[tuple[float, float, str]], fontsize: float = 6.5) -> None:
     """Label each point where its text overlaps no label placed before it (a few candidate offsets around the
@@ -225,7 +218,7 @@ def cost_quality(plt, ev, out: Path) -> Plot | None:
             same.setdefault((round(x, 12), round(r["score_after"], 6)), []).append(_short(r["label"]))
         for name, mine in g.groupby("strategy"):  # a strategy at several budgets: its points joined, cheapest first
             if mine["label"].nunique() > 1:
-                mine = mine.assign(level=[_budget_order(v) for v in mine["label"]]).sort_values("level")
+                mine = mine.assign(level=[budget_order(v) for v in mine["label"]]).sort_values("level")
                 ax.plot([max(v, floor) for v in mine["spend_usd"]], mine["score_after"], ls=":", lw=1, zorder=2,
                         color=_colour(mine["tier"].iloc[0]))
                 budgets_drawn = True
