@@ -26,7 +26,7 @@ from harness.files import OutLock, atomic_write_json, atomic_write_text
 from harness.lm.backend import backend_of, serve
 from harness.lm.local import prepare_student
 from harness.load import SchemaError, first_error, load_record, read_json
-from harness.record import Calibration, Report, RunRecord, utcnow
+from harness.record import Calibration, Report, RunRecord, utcnow, variant
 from harness.report import build_report, write_outputs
 from harness.redact import redact_url, scrub
 from harness.runner import STOP, RunSpec, clean_stale, run_one, spend_guard
@@ -93,6 +93,30 @@ def _bench_log(path: Path):
             _LOG.remove(log)
 
 
+RESULTS = Path(__file__).resolve().parent.parent / "results"  # the committed reference reports
+
+
+def reference_walls(results: Path, profile: str, lm: str, here: Calibration) -> dict[tuple[str, str], float]:
+    """(strategy label, task) -> wall seconds of an ok run in results/*/report.json of this profile and LM, times
+    here.seconds / that report's calibration seconds (the median where several reports have one); a report
+    without a calibration, or one that cannot be read, is passed over (an ETA is a guide, never an error)."""
+    walls: dict[tuple[str, str], list[float]] = {}
+    for path in sorted(results.glob("*/report.json")) if results.is_dir() else []:
+        try:
+            data = read_json(path, "reference report")
+            cal = (data.get("calibration") or {}).get("seconds")
+            if data.get("profile") != profile or data.get("lm") != lm or not cal:
+                continue
+            for run in data.get("runs") or []:
+                if run.get("status") == "ok" and run.get("wall_s"):
+                    label = run["strategy"] + (f"@{variant((run.get('extra') or {}).get('settings'))}"
+                                               if (run.get("extra") or {}).get("settings") else "")
+                    walls.setdefault((label, run["task"]), []).append(run["wall_s"] * here.seconds / cal)
+        except (HarnessError, TypeError, KeyError, AttributeError):
+            continue
+    return {key: sorted(v)[len(v) // 2] for key, v in walls.items()}
+
+
 class Bench:
     def __init__(self, cfg: BenchConfig) -> None:
         cfg.options = registry.get_profile(cfg.profile).options_for(cfg.lm, cfg.options)
@@ -109,6 +133,7 @@ class Bench:
         self._aside: Path | None = None
         self.backend = backend_of(cfg.lm, cfg.api_base)
         self.walls: list[float] = []  # wall time of each run this bench ran, for the ETA
+        self._references: dict[tuple[str, str], float] | None = None  # run key -> a reference run's wall, scaled
         self.served = None  # the LM server this bench started (offline-http, local), while it runs
         self._serving = contextlib.ExitStack()
         self._logging = contextlib.ExitStack()
@@ -268,14 +293,34 @@ class Bench:
             say(f"    warning: {busy}")
         return rec
 
+    def references(self) -> dict[tuple[str, str], float]:
+        """(strategy label, task) -> the wall time of an ok run of it in a committed reference report
+        (results/*/report.json) of the same profile and LM, scaled by this machine's calibration over that report's
+        (the same fixed CPU workload timed on both machines); {} before this bench's calibration, and for a
+        workload other than the profile's (split sizes of its own, the user's program)."""
+        if any(self.cfg.options.get(k) is not None for k in ("n_train", "n_dev", "n_test", "program")):
+            return {}  # (another workload than the reference runs': the bench's own mean)
+        if self._references is None and self.calibration is not None:
+            self._references = reference_walls(RESULTS, self.cfg.profile, self.backend.name, self.calibration)
+        return self._references or {}
+
     def _eta(self, n: int) -> str:
-        """Elapsed time, and an ETA from the mean wall time of this bench's runs so far (none before the first)."""
+        """Elapsed time, and an ETA: each run still to come at its reference run's wall time scaled to this
+        machine (references()), the others at the mean wall time of this bench's runs so far."""
         elapsed = time.perf_counter() - self.t0
         text = f" elapsed {_hms(elapsed)}"
-        if self.walls:
-            k, mean = n - self.done + 1, sum(self.walls) / len(self.walls)
-            text += f", ETA {_hms(k * mean)} ({k} run{'s' if k != 1 else ''} at this bench's mean {_hms(mean)})"
-        return text
+        left = self.runs[max(len(self.runs) - (n - self.done + 1), 0):]  # this one and the runs after it
+        ref = self.references()
+        known = [ref[(label, task)] for label, task, _ in left if (label, task) in ref]
+        k = len(left) - len(known)
+        if k and not self.walls:
+            return text + (f", ETA over {_hms(sum(known))} ({len(known)} of {len(left)} runs from reference runs; "
+                           "the rest after the first run)" if known else "")
+        mean = sum(self.walls) / len(self.walls) if self.walls else 0.0
+        if not known:
+            return text + f", ETA {_hms(k * mean)} ({k} run{'s' if k != 1 else ''} at this bench's mean {_hms(mean)})"
+        how = "from reference runs scaled to this machine" + (f", {k} at this bench's mean {_hms(mean)}" if k else "")
+        return text + f", ETA {_hms(sum(known) + k * mean)} ({len(left)} run{'s' if len(left) != 1 else ''}: {how})"
 
     # ------------------------------------------------------------------ the report
 

@@ -56,3 +56,38 @@ def test_harness_bench_does_the_whole_suite_and_says_done_after_its_last_step(mo
         steps.clear()
         assert cli.main(["bench", "--profile", "quick", "--out", str(tmp_path), *extra]) == 0
         assert steps == ["runs quick"], extra
+
+
+def test_the_eta_takes_reference_runs_scaled_by_the_calibration(tmp_path):
+    """A run still to come that a committed reference report (same profile and LM) holds is timed at that run's
+    wall time times this machine's calibration over the reference's; a bench of other sizes uses its own mean."""
+    import json
+
+    from harness.bench import reference_walls
+    from harness.record import Calibration
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "report.json").write_text(json.dumps({
+        "profile": "quick", "lm": "offline/simulated", "calibration": {"seconds": 0.05},
+        "runs": [{"strategy": "GEPA", "task": "math", "status": "ok", "wall_s": 10.0, "extra": {}},
+                 {"strategy": "GEPA", "task": "math", "status": "ok", "wall_s": 30.0,
+                  "extra": {"settings": {"auto": "heavy"}}},
+                 {"strategy": "COPRO", "task": "math", "status": "failed", "wall_s": 99.0, "extra": {}}]}))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "report.json").write_text("{not json")  # passed over: an ETA is never an error
+    here = Calibration(workload="w", seconds=0.1, repeats=3, spread_pct=1.0)
+    walls = reference_walls(tmp_path, "quick", "offline/simulated", here)
+    assert walls == {("GEPA", "math"): 20.0, ("GEPA@auto=heavy", "math"): 60.0}
+    assert reference_walls(tmp_path, "standard", "offline/simulated", here) == {}
+
+    cfg = BenchConfig(out=tmp_path / "out", profile="quick", strategies=["LabeledFewShot", "BootstrapFewShot"],
+                      tasks=["math"])
+    with Bench(cfg) as bench:
+        refs = bench.references()
+        assert ("LabeledFewShot", "math") in refs  # results/baseline: the quick profile's committed reference
+        eta = bench._eta(2)
+    assert re.search(r"ETA \d+:\d\d \(2 runs: from reference runs scaled to this machine\)", eta), eta
+    other = BenchConfig(out=tmp_path / "o", profile="quick", strategies=["LabeledFewShot"], tasks=["math"],
+                        options={"n_train": 8})
+    with Bench(other) as bench:
+        assert bench.references() == {}
