@@ -114,6 +114,7 @@ def gather(report: Report, claims: ClaimsFile, out: str | Path | None = None) ->
         every[col] = pd.to_numeric(every[col], errors="coerce").astype(float)
     every["trained"] = every["trained"].astype(bool)
     # A run with --set settings is a variant: the study's claims are about each strategy as the profile runs it
-    runs = every[[not r.settings for r in report.runs]].reset_index(drop=True)
+    own = pd.Series([not r.settings for r in report.runs], index=every.index, dtype=bool)  # (a bool mask, even empty)
+    runs = every[own].reset_index(drop=True)
     return Evidence(report=report, claims=claims, runs=runs, memory=memory_data.load(out_path),
                     scaling=projections.load_scaling(out_path), out=out_path, every_run=every)
