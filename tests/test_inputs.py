@@ -278,3 +278,19 @@ def test_dependencies_are_ranges_with_exact_pins_beside_them():
     assert set(runtime) | extras <= set(pins), set(runtime) | extras - set(pins)
     out = harness("--version")
     assert out.returncode == 0 and re.match(r"dspy-resource-bench \S+ \(dspy 3\.4\.1\)", out.stdout)
+
+
+def test_a_trainset_smaller_than_simbas_batch_says_what_to_do(tmp_path):
+    """SIMBA asserts len(trainset) >= bsize inside compile ("Trainset too small: 27 < 32"): the run fails with a
+    line that names the numbers and the two ways out, and the setting it names then runs."""
+    sizes = ("--n-train", "5", "--n-dev", "5", "--n-test", "5")
+    small = harness("run", "--strategy", "SIMBA", "--task", "classify", "--profile", "standard", *sizes,
+                    "--out", str(tmp_path))
+    assert small.returncode != 0
+    rec = load_record(tmp_path / "runs" / "SIMBA__classify__r0.json")
+    assert rec.status == "failed" and rec.error == ("HarnessError: SIMBA needs at least bsize=32 train examples and "
+                                                   "this run has 5: give more rows, or --set SIMBA.bsize=5")
+    fixed = harness("run", "--strategy", "SIMBA", "--task", "classify", "--profile", "standard", *sizes,
+                    "--set", "SIMBA.bsize=5", "--out", str(tmp_path))
+    assert fixed.returncode == 0, fixed.stderr
+    assert load_record(tmp_path / "runs" / "SIMBA@bsize=5__classify__r0.json").status == "ok"

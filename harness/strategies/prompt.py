@@ -7,8 +7,10 @@ budgets so the whole suite fits in CI. Everything a profile changes is visible h
 from __future__ import annotations
 
 import contextlib
+import inspect
 import random
 
+from harness.errors import HarnessError
 from harness.strategies.base import RunContext, Strategy
 
 # The quick profile's budgets of the optimizers whose call counts harness.claims.formulas computes
@@ -172,6 +174,10 @@ def simba(ctx: RunContext, program):
                      local={"bsize": 4, "num_candidates": 2, "max_steps": 1, "max_demos": 2},
                      standard={})  # defaults: 32, 6, 8
     init, comp = ctx.tuned(dspy.SIMBA, {"metric": ctx.task.metric, "num_threads": 1, **size}, {"seed": ctx.seed})
+    bsize = init.get("bsize", inspect.signature(dspy.SIMBA).parameters["bsize"].default)
+    if len(ctx.trainset) < bsize:  # (DSPy asserts it in compile, as "Trainset too small: 27 < 32")
+        raise HarnessError(f"SIMBA needs at least bsize={bsize} train examples and this run has "
+                           f"{len(ctx.trainset)}: give more rows, or --set SIMBA.bsize={len(ctx.trainset)}")
     return dspy.SIMBA(**init).compile(program, trainset=ctx.trainset, **comp)
 
 
