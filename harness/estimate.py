@@ -140,7 +140,8 @@ def render(lines: list[Line], *, task, prices: list[str], seconds_per_call: floa
     for ln in lines:
         b, a = ln.per_question_before, ln.per_question_after
         per = f"{b[0]:.3g}, {b[1]:,.0f} -> {a[0]:.3g}, {a[1]:,.0f}" if b and a else "-"
-        status = ln.status if ln.status == "ok" else f"{ln.status}: {(ln.error or '')[:80]}"
+        why = (ln.error or "").strip().split("\n")[0][:200].replace("|", "/")  # (its whole line: it says what to do)
+        status = ln.status if ln.status == "ok" else f"{ln.status}: {why}"
         split = (f" ({ln.compile_calls - ln.optimizer_calls:,} + {ln.optimizer_calls:,})"
                  if ln.compile_calls and ln.optimizer_calls is not None else "")
         rows.append([ln.strategy, status, _n(ln.compile_calls) + split, _n(ln.input_tokens), _n(ln.output_tokens),
