@@ -21,7 +21,8 @@ BENCH_FLAGS = --profile $(PROFILE) --out $(OUT) --repeat $(REPEAT) \
 	$(if $(PROMPT_LM),--prompt-lm $(PROMPT_LM)) $(if $(PROMPT_API_BASE),--prompt-api-base $(PROMPT_API_BASE)) \
 	$(if $(LM_SERVER),--lm-server '$(LM_SERVER)') $(if $(filter-out 0,$(RESUME)),--resume) \
 	$(if $(filter-out 0,$(KEEP_FAILED)),--keep-failed) $(if $(MAX_SPEND),--max-spend $(MAX_SPEND)) \
-	$(if $(MAX_CALLS),--max-calls $(MAX_CALLS)) $(if $(filter 0,$(EXTRAS)),--runs-only)
+	$(if $(MAX_CALLS),--max-calls $(MAX_CALLS)) $(if $(filter 0,$(EXTRAS)),--runs-only) \
+	$(if $(JOBS),--jobs $(JOBS))
 
 .PHONY: bench test bench-memory report claims check baseline list clean help
 
@@ -37,6 +38,8 @@ help:
 	@echo "                   MAX_CALLS=N: each run stopped at N LM calls (a hosted LM without a cap asks first)"
 	@echo "                   PROMPT_LM=provider/model (PROMPT_API_BASE=url): a second LM for the optimizers' own"
 	@echo "                   prompts (proposals, reflections), counted and priced apart"
+	@echo "                   JOBS=N: N runs at once, each its own measured process (wall times labelled, not gated"
+	@echo "                   against a serial bench's)"
 	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"

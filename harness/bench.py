@@ -13,7 +13,9 @@ import contextlib
 import json
 import shutil
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from harness.load import SchemaError, first_error, load_record, read_json
 from harness.record import Calibration, Report, RunRecord, utcnow, variant
 from harness.report import build_report, write_outputs
 from harness.redact import redact_url, scrub
-from harness.runner import STOP, RunSpec, clean_stale, run_one, spend_guard
+from harness.runner import STOP, Beside, RunSpec, clean_stale, run_one, spend_guard
 from harness.tasks.user import task_from_options
 
 @dataclass
@@ -50,6 +52,7 @@ class BenchConfig:
     options: dict[str, Any] = field(default_factory=dict)
     locked: bool = False  # the caller already holds OUT's lock (harness.bench_pytest does)
     over_budget: bool = False  # run even when the offline pre-pass projects more than --max-spend
+    jobs: int = 1  # runs at once (--jobs N), each still its own measured process tree
 
     @property
     def whole_suite(self) -> bool:
@@ -68,7 +71,8 @@ class BenchConfig:
         return {"profile": self.profile, "lm": self.lm,
                 "api_base": redact_url(self.api_base) if self.api_base else None,  # never a credential in bench.json
                 "price_as": self.price_as,  # (a cap may change on resume: a run stopped at it can go on under more)
-                "options": options, **({"lm_server": self.lm_server} if self.lm_server else {})}
+                "options": options, **({"lm_server": self.lm_server} if self.lm_server else {}),
+                **({"jobs": self.jobs} if self.jobs != 1 else {})}  # (wall times of N at once are not a serial's)
 
 
 _LOG: list = []  # the open OUT/logs/bench.log of the bench in progress: what it says goes there too
@@ -132,6 +136,9 @@ class Bench:
         self.done = 0
         self._aside: Path | None = None
         self.backend = backend_of(cfg.lm, cfg.api_base)
+        check_jobs(cfg.jobs, self.backend)
+        self.beside = Beside(cfg.jobs)
+        self._counting = threading.Lock()
         self.walls: list[float] = []  # wall time of each run this bench ran, for the ETA
         self._references: dict[tuple[str, str], float] | None = None  # run key -> a reference run's wall, scaled
         self.served = None  # the LM server this bench started (offline-http, local), while it runs
@@ -280,18 +287,43 @@ class Bench:
         if STOP.is_set():
             raise Interrupted()
         n = len(self.expected)
-        self.done += 1
-        say(f"{_clock()} [{self.done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...{self._eta(n)}")
+        with self._counting:
+            self.done += 1
+            done = self.done
+            eta = self._eta(n)
+        say(f"{_clock()} [{done}/{n}] {strategy} on {task} ({self.cfg.profile}) ...{eta}")
         spec = self.spec(strategy, task, repeat)
         spend_guard(spec, self.out, lambda m: say(f"    {m}"), over_budget=self.cfg.over_budget)  # (refused: kept)
         self._set_aside(rid)
-        rec = run_one(spec, self.out, progress=lambda m: say(f"    {m}"), served=self.served)
-        self.walls.append(rec.wall_s)
-        say(f"{_clock()} [{self.done}/{n}] {strategy} on {task}: {summary_line(rec)}")
+        rec = run_one(spec, self.out, progress=lambda m: say(f"    {m}"), served=self.served, beside=self.beside)
+        with self._counting:
+            self.walls.append(rec.wall_s)
+        say(f"{_clock()} [{done}/{n}] {strategy} on {task}: {summary_line(rec)}")
         busy = contention_warning(rec)
         if busy:
             say(f"    warning: {busy}")
         return rec
+
+    def run_all(self) -> list[str]:
+        """Every planned run not kept, `jobs` at a time (each its own measured process tree, as in a serial bench);
+        returns one line for each run that could not start (refused by --max-spend, a bad setting), the others having
+        their records. Ctrl-C (STOP) stops the runs in progress and raises Interrupted once they are cleaned up."""
+        todo = [r for r in self.runs if self.kept(self.spec(*r).run_id) is None]
+        refused: list[str] = []
+        with ThreadPoolExecutor(max_workers=self.cfg.jobs, thread_name_prefix="run") as pool:
+            futures = {pool.submit(self.run, *r): r for r in todo}
+            interrupted = False
+            for future in as_completed(futures):
+                try:
+                    future.result()
+                except Interrupted:
+                    interrupted = True
+                except HarnessError as exc:
+                    refused.append(f"{registry.run_id(*futures[future])}: {exc}")
+                    say(f"    refused: {refused[-1]}")
+        if interrupted or STOP.is_set():
+            raise Interrupted()
+        return refused
 
     def references(self) -> dict[tuple[str, str], float]:
         """(strategy label, task) -> the wall time of an ok run of it in a committed reference report
@@ -317,10 +349,14 @@ class Bench:
             return text + (f", ETA over {_hms(sum(known))} ({len(known)} of {len(left)} runs from reference runs; "
                            "the rest after the first run)" if known else "")
         mean = sum(self.walls) / len(self.walls) if self.walls else 0.0
+        jobs = self.cfg.jobs
+        at = f", {jobs} at once" if jobs > 1 else ""  # (the sum over `jobs` lanes: a guide, runs differ in length)
         if not known:
-            return text + f", ETA {_hms(k * mean)} ({k} run{'s' if k != 1 else ''} at this bench's mean {_hms(mean)})"
+            return text + (f", ETA {_hms(k * mean / jobs)} ({k} run{'s' if k != 1 else ''} at this bench's mean "
+                           f"{_hms(mean)}{at})")
         how = "from reference runs scaled to this machine" + (f", {k} at this bench's mean {_hms(mean)}" if k else "")
-        return text + f", ETA {_hms(sum(known) + k * mean)} ({len(left)} run{'s' if len(left) != 1 else ''}: {how})"
+        return text + (f", ETA {_hms((sum(known) + k * mean) / jobs)} ({len(left)} run{'s' if len(left) != 1 else ''}: "
+                       f"{how}{at})")
 
     # ------------------------------------------------------------------ the report
 
@@ -341,6 +377,17 @@ class Bench:
         state = "complete" if report.complete else f"INCOMPLETE ({len(report.missing_runs)} runs missing)"
         say(f"report: {self.out / 'report.json'} ({len(report.runs)} runs, {state})")
         return report
+
+
+def check_jobs(jobs: int, backend) -> None:
+    """Refuse a --jobs that is not a whole number from 1, or N > 1 with an LM server the harness starts itself (it
+    answers one request at a time and each run's figures are read off it in that run's window)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise HarnessError(f"--jobs must be a whole number of runs at once, 1 or more, got {jobs!r}")
+    if jobs > 1 and backend.started_by_harness:
+        raise HarnessError(f"--jobs {jobs} cannot share --lm {backend.name}: the server the harness starts for it "
+                           "serves one request at a time and is measured run by run; use --jobs 1 with it, or "
+                           "--jobs with the in-process offline LM or a hosted LM")
 
 
 CONTENDED = 2.5  # an in-process offline run's wall time this many times its CPU time: the machine was busy

@@ -386,6 +386,11 @@ def _pairs(baseline: Loaded, current: Loaded, only_present: bool) -> tuple[dict[
     return base, cur, notes
 
 
+def jobs_of(report: Report) -> int:
+    """How many runs the report's bench ran at once (--jobs): the most any of its runs says."""
+    return max((r.jobs for r in report.runs), default=1)
+
+
 def _machine_flag(b_rep: Report, c_rep: Report) -> str | None:
     b_id, c_id = b_rep.machine.machine_id, c_rep.machine.machine_id
     return None if b_id == c_id else f"baseline from machine {b_id}, current {c_id}"
@@ -414,6 +419,7 @@ def evaluate(baseline: Loaded, current: Loaded, thresholds: Thresholds, only_pre
     notes = context_notes([baseline, current]) + notes
     scale = calibration_scale(b_rep.calibration, c_rep.calibration)
     machine_flag = _machine_flag(b_rep, c_rep)
+    b_jobs, c_jobs = jobs_of(b_rep), jobs_of(c_rep)
     findings, compared, single, contended_pairs = [], 0, False, []
     for key, b in base.items():
         c = cur[key]
@@ -423,7 +429,7 @@ def evaluate(baseline: Loaded, current: Loaded, thresholds: Thresholds, only_pre
         if contended:
             contended_pairs.append(f"{b.strategy}/{b.task} ({contended.split(': ', 1)[1]})")
         for name in METRICS:
-            if b.stats[name] is None or c.stats[name] is None:
+            if b.stats[name] is None or c.stats[name] is None or (name == "wall_s" and b_jobs != c_jobs):
                 continue
             rule = thresholds.rule(b.strategy, b.task, name)
             single |= bool(rule.noise_k) and b.stats[name].n < 2
@@ -432,6 +438,10 @@ def evaluate(baseline: Loaded, current: Loaded, thresholds: Thresholds, only_pre
                 f.flag = _flag(name, machine_flag, contended)
                 f.verdict = UNCONFIRMED if f.flag else COUNTED
                 findings.append(f)
+    if b_jobs != c_jobs:
+        notes.append(f"wall times not checked: the baseline ran {b_jobs} run(s) at once, the current report {c_jobs} "
+                     "(--jobs): a wall time of runs sharing the CPUs is not one of a run alone; CPU time, RAM and "
+                     "disk are per run and checked")
     notes += _rule_notes(b_rep, c_rep, scale, single, machine_flag, contended_pairs)
     return Outcome(findings=findings, compared=compared, pairs=len(base), notes=notes)
 

@@ -275,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-only", action="store_true",
                    help="a whole suite without its memory bench and scaling runs (a bench of chosen strategies, "
                         "tasks, an LM or a program never runs them)")
+    p.add_argument("--jobs", type=_count_of("--jobs"), default=1, metavar="N",
+                   help="N runs at once, each still its own measured process tree (CPU time, peak RSS and disk stay "
+                        "per run; each record says how many ran beside it; wall times are labelled and not gated "
+                        "against a serial bench's); without pytest-benchmark's JSON. Not with a server the harness "
+                        "starts (offline-http, local/<name>)")
     _add_run_options(p)
 
     p = sub.add_parser("report", help="(re)write report.json, report.md, runs.csv and plots from OUT/runs")
@@ -380,7 +385,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import BenchConfig
-    from harness.bench_pytest import run_pytest
+    from harness.bench_pytest import run_bench
 
     _ask_for_a_cap(args)
     if args.profile is None:
@@ -389,9 +394,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig(out=Path(args.out), profile=args.profile, strategies=_names(args.strategy, "strategy"),
                       tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
                       lm_server=args.lm_server, repeat=args.repeat, resume=args.resume, keep_failed=args.keep_failed,
-                      timeout_s=args.timeout, max_rss_mb=args.max_rss, options=options, over_budget=args.over_budget)
+                      timeout_s=args.timeout, max_rss_mb=args.max_rss, options=options, over_budget=args.over_budget,
+                      jobs=args.jobs)
     whole = cfg.whole_suite and not args.runs_only  # the memory bench and scaling runs are of the defaults only
-    code = run_pytest(cfg)
+    code = run_bench(cfg)
     if code == 0 and whole:  # the whole suite also measures fine-tuning memory and how cost grows with n_train
         say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         say("the memory bench (fine-tuning memory against model size) ...")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def ensure_writable(folder: str | Path) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-probe-{os.getpid()}"
+        probe = folder / f".write-probe-{os.getpid()}-{threading.get_ident()}"  # (one per thread: --jobs)
         probe.write_text("")
         probe.unlink()
     except OSError as exc:

@@ -148,8 +148,14 @@ def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 4}
 
 
+def _v4_to_v5(data: dict[str, Any]) -> dict[str, Any]:
+    """5 added a run's `jobs` and `ran_beside` (benches running N runs at once); every version-4 run ran alone, which
+    their defaults (1 and 0) say, so it reads unchanged."""
+    return {**data, "schema_version": 5}
+
+
 # MIGRATIONS[v] turns a version-v document into a version-(v+1) one.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def migrate(data: dict[str, Any], what: str) -> dict[str, Any]:

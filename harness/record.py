@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 REPORT_KIND = "dspy-resource-bench/report"
 
 Status = Literal["ok", "failed", "timeout", "killed", "oom", "budget"]
@@ -354,6 +354,10 @@ class RunRecord(_Model):
     max_rss_mb: NonNeg | None = Field(None, description="Memory cap on the tree, MiB; None if none.")
 
     wall_s: NonNeg = Field(description="Wall time of the child, start to exit, seconds.")
+    jobs: Count = Field(1, description="Runs its bench ran at once (--jobs N); 1: one run at a time. A wall time "
+                                       "from a bench of N > 1 is not that of a run alone, and is not gated against one.")
+    ran_beside: Count = Field(0, description="The most other measured runs of its bench alive at once while it ran "
+                                             "(0: it ran alone). CPU time, peak RSS and disk stay its own.")
     cpu_s: NonNeg = Field(description="CPU time (user+sys) of the whole process tree, seconds.")
     peak_rss_mb: NonNeg = Field(description="Peak RSS, MiB; `measurement.peak_rss_method` says how.")
     setup_rss_mb: NonNeg | None = Field(

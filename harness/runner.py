@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -171,26 +170,64 @@ def _last_line(log: Path) -> str:
     return lines[-1][:400] if lines else "no output"
 
 
+class Beside:
+    """The measured runs of one bench alive at once (--jobs N): for each, the most others that ran beside it."""
+
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = jobs
+        self._lock = threading.Lock()
+        self._alive: dict[int, int] = {}  # a run's token -> the most others seen alive beside it
+        self._next = 0
+
+    @contextlib.contextmanager
+    def running(self):
+        """While inside, this run is alive; yields a function giving the most others beside it so far."""
+        with self._lock:
+            token, self._next = self._next, self._next + 1
+            self._alive[token] = 0
+            for key in self._alive:
+                self._alive[key] = max(self._alive[key], len(self._alive) - 1)
+        try:
+            yield lambda: self._alive[token]
+        finally:
+            with self._lock:
+                del self._alive[token]
+
+
+ALONE = Beside()  # a run that is not one of a parallel bench's
+
+
+def _reap(proc, timeout: float | None) -> bool:
+    """Wait up to `timeout` seconds (None: until it ends) for the child and reap it with wait4, keeping its own
+    rusage (it and the descendants it waited for) as proc.rusage: exact whatever other runs end meanwhile, unlike a
+    getrusage(RUSAGE_CHILDREN) delta. True once reaped."""
+    deadline = None if timeout is None else time.perf_counter() + timeout
+    while proc.returncode is None:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode, proc.rusage = os.waitstatus_to_exitcode(status), usage
+            break
+        if deadline is not None and time.perf_counter() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _wait(proc, spec: RunSpec, timeout: float, t0: float, run_dir: Path,
           progress: Callable[[str], None] | None, beat_every_s: float) -> bool:
     """Wait for the child; stop its tree at the time limit. Returns True if it timed out."""
     next_beat = t0 + beat_every_s
     while True:
-        try:
-            proc.wait(timeout=0.2)
+        if _reap(proc, 0.2):
             return False
-        except subprocess.TimeoutExpired:
-            pass
         if STOP.is_set():
             raise Interrupted()
         now = time.perf_counter()
         if now - t0 > timeout:
             _kill_tree(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=KILL_GRACE_S)
-            except subprocess.TimeoutExpired:
+            if not _reap(proc, KILL_GRACE_S):
                 _kill_tree(proc.pid, signal.SIGKILL)
-                proc.wait()
+                _reap(proc, None)
             return True
         if progress and now >= next_beat:
             next_beat = now + beat_every_s
@@ -213,9 +250,10 @@ def eval_threads(backend: Backend, profile) -> int:
 
 
 def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = None,
-            beat_every_s: float = 5.0, served=None) -> RunRecord:
+            beat_every_s: float = 5.0, served=None, beside: Beside = ALONE) -> RunRecord:
     """Run `spec` in a child process tree; write OUT/runs/<run_id>.json and OUT/logs/<run_id>.log. `served`: the
-    server the harness started for the LM (harness.lm.backend.serve), measured during the run."""
+    server the harness started for the LM (harness.lm.backend.serve), measured during the run; `beside`: the runs of
+    a parallel bench (--jobs), so that the record says how many ran beside this one."""
     task_from_options(spec.options)  # the user's own program (--program), if the run names one
     strategy, task, profile = get_strategy(spec.strategy), get_task(spec.task), get_profile(spec.profile)
     if not strategy.runs_on(task.name):
@@ -232,8 +270,8 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     if missing:  # nothing to run: a failed record that says what to install, and the bench goes on
         error = (f"{strategy.name} needs the Python module(s) {', '.join(missing)}, which are not installed: "
                  "run `make test` or `pip install -e .` to install the pinned stack")
-        record = _record(spec, timeout, "failed", error, utcnow(), 0.0, resource.getrusage(resource.RUSAGE_CHILDREN),
-                         resource.getrusage(resource.RUSAGE_CHILDREN), TreeFigures(), None, {}, -1)
+        record = _record(spec, timeout, "failed", error, utcnow(), 0.0, None, TreeFigures(), None, {}, -1,
+                         jobs=beside.jobs)
         atomic_write_text(out / "runs" / f"{spec.run_id}.json", record.model_dump_json(indent=1) + "\n")
         return record
     # Control files (spec, heartbeat, result) live on tmpfs where there is one, so that they do not
@@ -246,10 +284,9 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     (run_dir / "spec.json").write_text(json.dumps(child_spec))
     log_path = run_dir / "child.log"
     started = utcnow()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     state: dict[str, Any] = {"oom": None}
 
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log, beside.running() as others:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "harness.child", str(run_dir)], cwd=work_dir,
                                 env=child_env(spec, work_dir), stdout=log, stderr=subprocess.STDOUT,
@@ -265,7 +302,7 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
             timed_out = _wait(proc, spec, timeout, t0, run_dir, progress, beat_every_s)
         except BaseException:  # Ctrl-C or any failure here: leave no process behind, keep nothing half-done
             _kill_tree(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _reap(proc, None)
             sampler.stop()
             if window is not None:
                 window.close()
@@ -276,7 +313,8 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
         _kill_tree(proc.pid, signal.SIGKILL)  # leave no descendant behind
         fig = sampler.stop()
         server_figures = window.close() if window is not None else None
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ran_beside = others()
+    usage = getattr(proc, "rusage", None)
 
     result = _read_json(run_dir / "result.json")
     beat = _read_json(run_dir / "progress.json") or {}
@@ -300,11 +338,12 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     status, error = _lm_verdict(status, error, result if result is not None else beat)
 
     try:
-        record = _record(spec, timeout, status, error, started, wall, before, after, fig, result, beat, proc.pid,
-                         server_figures)
+        record = _record(spec, timeout, status, error, started, wall, usage, fig, result, beat, proc.pid,
+                         server_figures, jobs=beside.jobs, ran_beside=ran_beside)
     except ValidationError as exc:  # a NaN, an Infinity or a negative from the run: keep a record that says so
         error = f"the run reported a figure that is not a finite, non-negative number: {first_error(exc)}"
-        record = _record(spec, timeout, "failed", error, started, wall, before, after, fig, None, {}, proc.pid)
+        record = _record(spec, timeout, "failed", error, started, wall, usage, fig, None, {}, proc.pid,
+                         jobs=beside.jobs, ran_beside=ran_beside)
     secrets = secret_values() + url_secrets(spec.api_base) + \
         url_secrets((spec.options.get("prompt_lm") or {}).get("api_base"))
     text = scrub(record.model_dump_json(indent=1), secrets)
@@ -331,20 +370,22 @@ def _lm_verdict(status: str, error: str | None, result: dict) -> tuple[str, str 
     return "failed", reason if status == "ok" else f"{reason}; then {error}"
 
 
-def _record(spec: RunSpec, timeout: float, status: str, error: str | None, started, wall: float, before, after,
-            fig, result: dict | None, beat: dict, root_pid: int, server=None) -> RunRecord:
+def _record(spec: RunSpec, timeout: float, status: str, error: str | None, started, wall: float, rusage,
+            fig, result: dict | None, beat: dict, root_pid: int, server=None, jobs: int = 1,
+            ran_beside: int = 0) -> RunRecord:
     res = result or {}
     backend = spec.backend
     counters = res.get("counters") or {}
     descendants = fig.descendants(root_pid)
     root = fig.procs.get(root_pid)
 
-    # CPU: the kernel's account of the child and every descendant it waited for, as seen by this
-    # process; descendants nobody waited for are added from the poller's last reading.
-    cpu_rusage = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    # CPU: the kernel's account of the child and every descendant it waited for, as wait4() returned it when the
+    # runner reaped the child (that child's alone, whatever else ran); descendants nobody waited for are added from
+    # the poller's last reading.
+    cpu_rusage = rusage.ru_utime + rusage.ru_stime if rusage is not None else 0.0
     cpu_poller = sum(p.cpu_s for p in fig.procs.values())
     cpu = max(cpu_rusage, cpu_poller)
-    cpu_method = ("getrusage(RUSAGE_CHILDREN) delta in the runner (child + descendants it waited for)"
+    cpu_method = ("wait4() rusage of the run's process as the runner reaped it (child + descendants it waited for)"
                   + ("; poller's per-process sum was larger (descendants not waited for)" if cpu_poller > cpu_rusage
                      else ""))
 
@@ -397,7 +438,7 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
         run_id=spec.run_id, strategy=spec.strategy, task=spec.task, profile=spec.profile, repeat=spec.repeat,
         status=status, error=error, workaround=res.get("workaround"), started_at=started, finished_at=utcnow(),
         timeout_s=timeout, max_rss_mb=spec.max_rss_mb,
-        wall_s=round(wall, 4), cpu_s=round(cpu, 4), peak_rss_mb=round(peak, 2), setup_rss_mb=res.get("setup_rss_mb"),
+        wall_s=round(wall, 4), jobs=jobs, ran_beside=ran_beside, cpu_s=round(cpu, 4), peak_rss_mb=round(peak, 2), setup_rss_mb=res.get("setup_rss_mb"),
         gpu_peak_mb=None if gpu_peak is None else round(gpu_peak, 1), gpu=gpu,
         disk_written_mb=round(disk / MB, 4),
         lm=backend.name, lm_kind=backend.record_kind, lm_server=server,
@@ -414,7 +455,9 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
             sampled_peak_rss_mb=round(fig.sampled_peak_rss_mb, 2), processes_seen=len(fig.procs),
             sample_interval_s=fig.interval_s, samples=len(fig.samples), sampler_cpu_s=round(fig.sampler_cpu_s, 4),
             sampler_overhead_pct=overhead, cpu_method=cpu_method, disk_method=disk_method,
-            gpu_method=fig.gpu_method, timeline=samples),
+            gpu_method=(fig.gpu_method or "") + (" (device-wide figures include the runs beside it)"
+                                                   if ran_beside and fig.gpu_method else "") or None,
+            timeline=samples),
         machine=machine.describe_machine(), software=machine.describe_software(), git=machine.describe_git(),
     )
 

@@ -82,7 +82,15 @@ def network(ctx: RunContext, program):
 
 
 def sleepy(ctx: RunContext, program):
-    time.sleep(float(ctx.options.get("sleep", 1.0)))
+    time.sleep(float(ctx.settings.get("sleep", ctx.options.get("sleep", 1.0))))
+    return program
+
+
+def burn(ctx: RunContext, program):
+    """Spend `cpu` seconds (default 2) of this process's CPU time, busy."""
+    t = time.process_time()
+    while time.process_time() - t < float(ctx.settings.get("cpu", 2.0)):
+        pass
     return program
 
 
@@ -106,7 +114,8 @@ def nan_metric(example, pred, trace=None) -> float:
 
 
 for name, fn in [("_nan_extra", nan_extra), ("_burst", burst), ("_tree", tree), ("_raise", raise_), ("_hang", hang), ("_alloc", alloc),
-                 ("_disk", disk), ("_network", network), ("_sleepy", sleepy), ("_echo_env", echo_env)]:
+                 ("_disk", disk), ("_network", network), ("_sleepy", sleepy), ("_echo_env", echo_env),
+                 ("_burn", burn)]:
     add_strategy(Strategy(name, "prompt", f"test strategy {name}", fn, tasks=("_toy", "_toy_nan")))
 
 add_strategy(Strategy("_needs_missing", "prompt", "test strategy needing an absent module", sleepy, tasks=("_toy",),

@@ -74,8 +74,15 @@ def context_section(report: Report) -> list[str]:
         lines.append(f"- Calibration: {c.workload}: {c.seconds * 1000:.1f} ms (median of {c.repeats}, spread "
                      f"{c.spread_pct:.1f}%), to compare times across machines.")
     state = "complete" if report.complete else f"INCOMPLETE: {len(report.missing_runs)} runs missing"
+    jobs = max((r.jobs for r in report.runs), default=1)
     lines.append(f"- Bench: profile {report.profile}, {len(report.runs)} runs, {state}"
                  + (f", {duration(report.bench_wall_s)} wall" if report.bench_wall_s else "") + ".")
+    if jobs > 1:
+        beside = max(r.ran_beside for r in report.runs)
+        lines.append(f"- **A parallel bench: {jobs} runs at once** (`--jobs {jobs}`; up to {beside} other run(s) "
+                     "beside one). Each run's CPU time, peak RAM and disk are its own process tree's; its wall time "
+                     "is not that of a run alone (the runs shared the CPUs), so `harness check` does not gate it "
+                     "against a serial bench's.")
     return lines + [""]
 
 

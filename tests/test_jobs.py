@@ -1,0 +1,86 @@
+"""--jobs N: N runs at once, each still its own measured process tree, its figures its own."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from harness.runner import Beside
+from tests.helpers import harness
+
+
+def records(out):
+    return {r["strategy"]: r for r in (json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json")))}
+
+
+def test_beside_counts_the_most_runs_alive_beside_each():
+    beside = Beside(jobs=3)
+    a_in, b_in, b_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with beside.running() as others:
+            a_in.set()
+            b_out.wait(5)
+            seen["a"] = others()
+
+    def b():
+        a_in.wait(5)
+        with beside.running() as others:
+            b_in.set()
+            seen["b_inside"] = others()
+        b_out.set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    with beside.running() as others:  # alone afterwards
+        seen["c"] = others()
+    assert seen == {"a": 1, "b_inside": 1, "c": 0}
+
+
+def test_a_parallel_bench_keeps_each_runs_cpu_its_own_and_says_it_ran_beside_another(tmp_path):
+    """A busy run (2 s of CPU) and an idle one (asleep 4 s) at once: the idle run's CPU time stays its own (a
+    getrusage(RUSAGE_CHILDREN) delta would have added the busy run's, which ended inside its window)."""
+    out = tmp_path / "par"
+    r = harness("bench", "--profile", "quick", "--strategy", "_burn,_sleepy", "--task", "_toy", "--jobs", "2",
+                "--set", "_sleepy.sleep=4", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    recs = records(out)
+    burn, idle = recs["_burn"], recs["_sleepy"]
+    assert burn["status"] == idle["status"] == "ok"
+    assert burn["jobs"] == idle["jobs"] == 2 and burn["ran_beside"] == idle["ran_beside"] == 1
+    assert burn["cpu_s"] >= 2.0
+    assert idle["cpu_s"] < burn["cpu_s"] - 1.5, (idle["cpu_s"], burn["cpu_s"])
+    assert idle["wall_s"] >= 4.0
+    assert "wait4()" in idle["measurement"]["cpu_method"]
+    assert not (out / "benchmark.json").exists()  # (pytest-benchmark would time runs sharing the CPUs)
+    text = (out / "report.md").read_text()
+    assert "A parallel bench: 2 runs at once" in text
+    assert "2 at once" in r.stderr  # the ETA says so
+
+
+def test_a_parallel_bench_gives_the_serial_ones_calls_tokens_and_scores(tmp_path):
+    args = ["bench", "--profile", "quick", "--strategy", "LabeledFewShot,BootstrapFewShot", "--task", "math,classify"]
+    serial, par = harness(*args, "--out", str(tmp_path / "s")), harness(*args, "--jobs", "3", "--out",
+                                                                           str(tmp_path / "p"))
+    assert serial.returncode == 0 and par.returncode == 0, (serial.stderr[-1500:], par.stderr[-1500:])
+    fields = ("status", "lm_calls", "input_tokens", "output_tokens", "api_cost_usd", "score_before", "score_after")
+    s_runs = {p.name: json.loads(p.read_text()) for p in (tmp_path / "s" / "runs").glob("*.json")}
+    p_runs = {p.name: json.loads(p.read_text()) for p in (tmp_path / "p" / "runs").glob("*.json")}
+    assert sorted(s_runs) == sorted(p_runs) and len(s_runs) == 4
+    for name in s_runs:
+        assert {f: s_runs[name][f] for f in fields} == {f: p_runs[name][f] for f in fields}, name
+        assert s_runs[name]["jobs"] == 1 and s_runs[name]["ran_beside"] == 0 and p_runs[name]["jobs"] == 3
+    assert max(r["ran_beside"] for r in p_runs.values()) >= 1
+
+
+def test_jobs_is_refused_with_a_server_the_harness_starts_and_when_not_a_count(tmp_path):
+    r = harness("bench", "--profile", "quick", "--strategy", "LabeledFewShot", "--task", "math", "--lm",
+                "offline-http", "--jobs", "2", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--jobs 2 cannot share --lm offline-http" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = harness("bench", "--profile", "quick", "--jobs", "0", "--out", str(tmp_path / "z"))
+    assert r.returncode == 2 and "--jobs must be a whole number, 1 or more, got '0'" in r.stderr, r.stderr
