@@ -298,8 +298,13 @@ def build_lm(spec: dict[str, Any], task):
 
     retries = (spec.get("options") or {}).get("lm_retries")  # DSPy's num_retries (default 3), where asked
     kwargs = backend.client_kwargs() | ({} if retries is None else {"num_retries": retries})
-    return make_real_lm(backend.model_for(task.name), api_base=spec.get("served_at") or backend.api_base,
-                        price_as=price_as, **kwargs)
+    lm = make_real_lm(backend.model_for(task.name), api_base=spec.get("served_at") or backend.api_base,
+                      price_as=price_as, **kwargs)
+    if backend.simulated:  # the offline LM over HTTP: each call's rollout reaches the server, as in process
+        from harness.lm.offline import tag_rollouts_over_http
+
+        tag_rollouts_over_http()
+    return lm
 
 
 def build_prompt_lm(spec: dict[str, Any]):

@@ -78,17 +78,6 @@ def test_offline_http_records_what_the_server_itself_answered(tmp_path):
     assert rec.priced_as == "openai/gpt-4o-mini" and rec.api_cost_usd > 0  # priced as the offline LM is
 
 
-def test_offline_http_equals_the_in_process_offline_lm(tmp_path):
-    """The transport changes nothing the harness measures of DSPy: same calls, tokens and scores."""
-    inproc = run_one(RunSpec("BootstrapFewShot", "math", "quick", options=dict(TINY)), tmp_path / "a")
-    with serve(backend_of("offline-http"), tmp_path / "b") as served:
-        http = run_one(RunSpec("BootstrapFewShot", "math", "quick", lm="offline-http", options=dict(TINY)),
-                       tmp_path / "b", served=served)
-    for figure in ("lm_calls", "input_tokens", "output_tokens", "api_cost_usd", "score_before", "score_after"):
-        assert getattr(inproc, figure) == getattr(http, figure), figure
-    assert inproc.lm_server is None and inproc.lm_engine_s is not None and http.lm_engine_s is None
-
-
 def test_a_server_that_answers_one_choice_for_n_gets_asked_again(tmp_path):
     """llama.cpp returns ONE choice when asked for n > 1, silently: the proxy asks for the rest and says so. A local
     model is reached through litellm (which sends n; DSPy 3.4's lm15 engine sends n requests instead), here with

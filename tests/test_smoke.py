@@ -3,6 +3,10 @@
 Each is a real measured run (its own process tree, the offline LM, the quick profile's budgets on 8
 training and 8 dev examples) that must end ok, score the program before and after, count the LM calls
 it made and record no failed LM call. A strategy added to the registry is picked up here by itself.
+
+Then every prompt strategy runs again with the offline LM over loopback HTTP (the path every DSPy release takes,
+harness matrix's): the same calls, tokens, spend and scores as in process, so that a figure measured over HTTP is
+DSPy's, not the transport's.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import pytest
 
 from harness import registry
+from harness.lm.backend import backend_of, serve
+from harness.load import load_record
 from harness.runner import RunSpec, run_one
 
 TINY = {"n_train": 8, "n_dev": 8}  # 8: SIMBA's and MIPROv2's quick mini-batches
@@ -54,3 +60,29 @@ def test_every_strategy_runs_once(out, strategy, task):
         assert not failures.failed_calls, failures
     if registry.get_strategy(strategy).kind != "prompt":
         assert rec.training is not None and rec.training.steps > 0
+
+
+PROMPT_CASES = [(s, t) for s, t in CASES if registry.get_strategy(s).kind == "prompt"]
+SAME = ("status", "lm_calls", "input_tokens", "output_tokens", "api_cost_usd", "score_before", "score_after")
+
+
+@pytest.fixture(scope="module")
+def served(out):
+    with serve(backend_of("offline-http"), out / "http") as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("strategy,task", PROMPT_CASES, ids=[s for s, _ in PROMPT_CASES])
+def test_every_prompt_strategy_over_http_equals_it_in_process(out, served, strategy, task):
+    spec = RunSpec(strategy=strategy, task=task, profile="quick", options=dict(TINY))
+    path = out / "runs" / f"{spec.run_id}.json"  # the in-process run above (run here if it was not)
+    inproc = load_record(path) if path.exists() else run_one(spec, out)
+    http = run_one(RunSpec(strategy=strategy, task=task, profile="quick", lm="offline-http", options=dict(TINY)),
+                   out / "http", served=served)
+    assert http.status == "ok" and http.lm_kind == "offline-http", http.error
+    assert {f: getattr(http, f) for f in SAME} == {f: getattr(inproc, f) for f in SAME}
+    assert http.lm_calls == http.lm_server.calls  # (and counted where served)
+
+
+def test_every_prompt_strategy_is_held_to_the_transport():
+    assert len(PROMPT_CASES) >= 13 and "AvatarOptimizer" in {s for s, _ in PROMPT_CASES}

@@ -21,6 +21,12 @@ OFFLINE_MODEL = "offline/simulated"
 _local = threading.local()
 
 
+def _rollout_of(instance, inputs):
+    """The rollout_id DSPy gives a call: in its arguments, else on the LM (lm.copy(rollout_id=...))."""
+    rid = inputs.get("rollout_id") if isinstance(inputs, dict) else None
+    return rid if rid is not None else getattr(instance, "kwargs", {}).get("rollout_id")
+
+
 def _rollout_callback():
     """A DSPy callback that tells the engine which rollout a call belongs to.
 
@@ -29,10 +35,7 @@ def _rollout_callback():
     """
     class RolloutTag(failure_counting_callback()):  # it also counts failed calls: no second callback to dispatch
         def on_lm_start(self, call_id, instance, inputs):
-            rid = inputs.get("rollout_id") if isinstance(inputs, dict) else None
-            if rid is None:
-                rid = getattr(instance, "kwargs", {}).get("rollout_id")
-            _local.rollout = rid
+            _local.rollout = _rollout_of(instance, inputs)
             super().on_lm_start(call_id, instance, inputs)
 
         def on_lm_end(self, call_id, outputs, exception=None):
@@ -40,6 +43,61 @@ def _rollout_callback():
             super().on_lm_end(call_id, outputs, exception)
 
     return RolloutTag()
+
+
+def tag_rollouts_over_http() -> None:
+    """The offline LM over HTTP samples as in process: DSPy never sends a call's ``rollout_id`` (MIPROv2, InferRules
+    and SIMBA sample by it), so the callback that reads it for the in-process engine is installed here too, and each
+    request the run's HTTP client sends (httpx, under litellm and the OpenAI SDK; lm15's own transport in DSPy 3.4)
+    carries it in a header the offline server reads (harness.lm.serving.ROLLOUT_HEADER). Only for the offline LM's own
+    server: the run's process talks to no other."""
+    import dspy
+    import httpx
+
+    from harness.lm.serving import ROLLOUT_HEADER
+
+    from dspy.utils.callback import BaseCallback
+
+    class RolloutOnly(BaseCallback):  # (beside the real LM's counting callback, which stays)
+        def on_lm_start(self, call_id, instance, inputs):
+            _local.rollout = _rollout_of(instance, inputs)
+
+        def on_lm_end(self, call_id, outputs, exception=None):
+            _local.rollout = None
+
+    dspy.configure(callbacks=[*dspy.settings.callbacks, RolloutOnly()])
+
+    def with_header(request):  # httpx's Request: headers in place
+        rid = getattr(_local, "rollout", None)
+        if rid is not None:
+            request.headers[ROLLOUT_HEADER] = str(rid)
+        return request
+
+    def with_header_lm15(request):  # lm15's TransportRequest (DSPy 3.4's own client): headers a list of pairs
+        rid = getattr(_local, "rollout", None)
+        if rid is not None:
+            request.headers = [*request.headers, (ROLLOUT_HEADER, str(rid))]
+        return request
+
+    _wrap_first_arg(httpx.Client, "send", with_header)  # litellm and the OpenAI SDK (every DSPy release)
+    try:
+        from dspy._vendor.lm15.transports._sync import StdlibTransport  # DSPy 3.4's lm15 engine
+    except ImportError:
+        return
+    _wrap_first_arg(StdlibTransport, "stream", with_header_lm15)
+
+
+def _wrap_first_arg(cls, name: str, change) -> None:
+    """cls.name(self, request, ...) calls change(request) first (once per class, however often asked)."""
+    method = getattr(cls, name)
+    if getattr(method, "_harness_rollout", False):
+        return
+
+    def wrapped(self, request, *args, **kwargs):
+        return method(self, change(request), *args, **kwargs)
+
+    wrapped._harness_rollout = True
+    setattr(cls, name, wrapped)
 
 
 OPTIMIZER_PROMPTS = UsageCounter()  # the offline LM's calls that answered an optimizer's own prompt (Brain.respond)

@@ -19,9 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from harness.lm.brain import Brain, prefix_key
+from harness.lm.serving import ROLLOUT_HEADER
 from harness.lm.tokens import TokenCounter
 
 MODEL_PREFIX = "offline-"
+ROLLOUT_KEY = "harness_rollout"  # where the handler puts it in the body it passes on
 
 
 def model_name(task: str) -> str:
@@ -74,6 +76,8 @@ class OfflineServer:
                 except json.JSONDecodeError:
                     self._send(400, {"error": {"message": "the body is not JSON"}})
                     return
+                if isinstance(body, dict) and self.headers.get(ROLLOUT_HEADER) is not None:
+                    body[ROLLOUT_KEY] = self.headers[ROLLOUT_HEADER]  # (the call's DSPy rollout: sample by it)
                 self._send(*server.answer(self.path.split("?")[0].rstrip("/"), body))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -108,9 +112,14 @@ class OfflineServer:
         with self._lock:
             self._seen.clear()
 
-    def _salt(self, key: str, temperature) -> str:
+    def _salt(self, key: str, temperature, rollout: str | None = None) -> str:
+        """As the in-process engine salts (harness.lm.offline): fixed at temperature 0, else the call's DSPy
+        rollout where the client sent it (harness.lm.offline.tag_rollouts_over_http), else the draw's number."""
         if not temperature:
             return "t0"
+        if rollout is not None:
+            return f"r{rollout}"
+        key = f"{temperature}|{key}"
         with self._lock:  # the same request sampled again gets the next draw (as the in-process engine)
             n = self._seen.get(key, 0)
             self._seen[key] = n + 1
@@ -125,7 +134,8 @@ class OfflineServer:
         n = max(1, int(body.get("n") or 1))
         if self.max_choices:
             n = min(n, self.max_choices)
-        replies = [brain.reply(system, rest, self._salt(f"{system}|{rest}", body.get("temperature")), key)
+        replies = [brain.reply(system, rest, self._salt(f"{system}|{rest}", body.get("temperature"),
+                                                        body.get(ROLLOUT_KEY)), key)
                    for _ in range(n)]
         # The in-process engine's count: every turn but the last (system first), then the last on its own.
         turns = [("system", system), *rest[:-1]] if system else rest[:-1]

@@ -41,6 +41,8 @@ from typing import Any, Callable
 from harness.errors import HarnessError
 from harness.record import ServerFigures
 
+ROLLOUT_HEADER = "X-Harness-Rollout"  # the offline LM's: a call's DSPy rollout_id, which DSPy itself never sends
+
 HEALTH_TIMEOUT_S = 180.0
 RSS_EVERY_S = 0.5
 # llama.cpp's per-request timing lines (llama_perf_context_print), printed by llama-cpp-python's server
@@ -92,9 +94,10 @@ class Ledger:
             return len(self.entries)
 
 
-def _post(url: str, body: dict, timeout: float) -> tuple[int, dict | None, bytes]:
+def _post(url: str, body: dict, timeout: float, headers: dict[str, str] | None = None) -> tuple[int, dict | None, bytes]:
     data = json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})},
+                                 method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
@@ -146,7 +149,8 @@ class Proxy:
                     code, _, out = proxy.forward_raw(self._target(), raw)
                     self._reply(code, out)
                     return
-                code, out = proxy.chat(self._target(), body)
+                rollout = self.headers.get(ROLLOUT_HEADER)  # (the offline LM's: passed on, as DSPy's rollout)
+                code, out = proxy.chat(self._target(), body, {ROLLOUT_HEADER: rollout} if rollout else None)
                 self._reply(code, out)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -164,7 +168,7 @@ class Proxy:
         except OSError as exc:
             return 502, None, json.dumps({"error": {"message": f"server unreachable: {exc}"}}).encode()
 
-    def chat(self, url: str, body: dict) -> tuple[int, bytes]:
+    def chat(self, url: str, body: dict, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         limit_added = "max_completion_tokens" in body and "max_tokens" not in body
         if limit_added:  # workaround: llama.cpp ignores max_completion_tokens (DSPy 3.4's lm15 engine sends it)
             body = {**body, "max_tokens": body["max_completion_tokens"]}
@@ -172,7 +176,7 @@ class Proxy:
         t0, w0 = time.time(), time.perf_counter()
         requests, status, answer = 1, 0, None
         try:
-            status, answer, raw = _post(url, body, self.timeout_s)
+            status, answer, raw = _post(url, body, self.timeout_s, headers)
         except OSError as exc:
             raw = json.dumps({"error": {"message": f"server unreachable: {exc}"}}).encode()
         shortfall = False
@@ -182,7 +186,7 @@ class Proxy:
             shortfall = len(choices) < asked
             while shortfall and len(choices) < asked:  # workaround: the server returned fewer than n choices
                 requests += 1
-                more_status, more, _ = _post(url, {**body, "n": 1}, self.timeout_s)
+                more_status, more, _ = _post(url, {**body, "n": 1}, self.timeout_s, headers)
                 if more_status != 200 or more is None or not more.get("choices"):
                     break
                 choices += more["choices"][:1]
