@@ -24,7 +24,7 @@ BENCH_FLAGS = --profile $(PROFILE) --out $(OUT) --repeat $(REPEAT) \
 	$(if $(MAX_CALLS),--max-calls $(MAX_CALLS)) $(if $(filter 0,$(EXTRAS)),--runs-only) \
 	$(if $(JOBS),--jobs $(JOBS))
 
-.PHONY: bench test bench-memory report claims check baseline list clean help
+.PHONY: matrix bench test bench-memory report claims check baseline list clean help
 
 help:
 	@echo "make bench         run every strategy on every task (PROFILE=quick|standard, STRATEGY=a,b TASK=x OUT=dir"
@@ -40,6 +40,9 @@ help:
 	@echo "                   prompts (proposals, reflections), counted and priced apart"
 	@echo "                   JOBS=N: N runs at once, each its own measured process (wall times labelled, not gated"
 	@echo "                   against a serial bench's)"
+	@echo "make matrix        the quick bench against several DSPy releases (DSPY=2.6.27,3.0.4,3.3.1,3.4.1;"
+	@echo "                   3.4.1:litellm for 3.4's LiteLLM engine), each in its own uv environment, side by side"
+	@echo "                   in MATRIX_OUT/matrix.md (MATRIX_PROFILE=quick, STRATEGY=, TASK=)"
 	@echo "make test          run the test suite"
 	@echo "make bench-memory  fine-tuning memory and speed vs model size -> OUT/finetune_memory.json"
 	@echo "make report        rebuild OUT's report files from its run records"
@@ -59,6 +62,15 @@ bench: $(STAMP)
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest -q --durations=15
+
+# One environment per DSPy release (uv, under .venv-dspy/, on first use), the same offline LM served over loopback
+# HTTP to all of them: MATRIX_OUT/<release>/ per release and MATRIX_OUT/matrix.md side by side.
+DSPY           ?= 2.6.27,3.0.4,3.3.1,3.4.1
+MATRIX_PROFILE ?= quick
+MATRIX_OUT     ?= results/matrix-$(MATRIX_PROFILE)
+matrix: $(STAMP)
+	$(PY) -m harness matrix --dspy $(DSPY) --profile $(MATRIX_PROFILE) --out $(MATRIX_OUT) \
+		$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(TASK),--task $(TASK)) $(if $(filter-out 0,$(RESUME)),--resume)
 
 bench-memory: $(STAMP)
 	$(PY) -m harness memory --out $(OUT) --profile standard

@@ -53,6 +53,7 @@ class BenchConfig:
     locked: bool = False  # the caller already holds OUT's lock (harness.bench_pytest does)
     over_budget: bool = False  # run even when the offline pre-pass projects more than --max-spend
     jobs: int = 1  # runs at once (--jobs N), each still its own measured process tree
+    python: str | None = None  # the runs' interpreter: another DSPy release's environment (harness matrix)
 
     @property
     def whole_suite(self) -> bool:
@@ -72,6 +73,7 @@ class BenchConfig:
                 "api_base": redact_url(self.api_base) if self.api_base else None,  # never a credential in bench.json
                 "price_as": self.price_as,  # (a cap may change on resume: a run stopped at it can go on under more)
                 "options": options, **({"lm_server": self.lm_server} if self.lm_server else {}),
+                **({"python": self.python} if self.python else {}),
                 **({"jobs": self.jobs} if self.jobs != 1 else {})}  # (wall times of N at once are not a serial's)
 
 
@@ -226,7 +228,8 @@ class Bench:
         if settings:
             options["set"] = {**(options.get("set") or {}), name: settings}
         return RunSpec(strategy=name, task=task, profile=c.profile, repeat=repeat, lm=c.lm, api_base=c.api_base,
-                       price_as=c.price_as, timeout_s=c.timeout_s, max_rss_mb=c.max_rss_mb, options=options)
+                       price_as=c.price_as, timeout_s=c.timeout_s, max_rss_mb=c.max_rss_mb, options=options,
+                       python=c.python)
 
     def record_path(self, rid: str) -> Path:
         return self.out / "runs" / f"{rid}.json"
@@ -362,10 +365,13 @@ class Bench:
 
     def report(self) -> Report:
         records = self.recorded()
-        return build_report([records[i] for i in self.expected if i in records], self.expected,
+        runs = [records[i] for i in self.expected if i in records]
+        # (runs in another release's environment: the software their own processes imported)
+        software = runs[0].software if self.cfg.python and runs else machine.describe_software()
+        return build_report(runs, self.expected,
                             profile=self.cfg.profile, lm=self.backend.name,
                             priced_as=self.cfg.price_as or self.backend.default_price(),
-                            machine=machine.describe_machine(), software=machine.describe_software(),
+                            machine=machine.describe_machine(), software=software,
                             git=machine.describe_git(), calibration=self.calibration,
                             bench_wall_s=round(time.perf_counter() - self.t0, 2))
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.files import atomic_write_json
 from harness.measure import rss_hwm_mb, self_counters, torch_cuda_peaks
+from harness.releases import shim
 
 
 def one_line(exc: BaseException) -> str:
@@ -169,6 +170,9 @@ class Child:
         task_from_options(spec.get("options") or {})  # the user's own program, if the run names one
         task = registry.get_task(spec["task"])
         strategy = registry.get_strategy(spec["strategy"])
+        from harness.lm.pricing import preset
+
+        preset(spec.get("prices") or {})
         lm = build_lm(spec, task)
         prompt_lm = build_prompt_lm(spec)
         install_failure_counting(COUNTER, where=spec.get("api_base"))
@@ -197,6 +201,7 @@ class Child:
         self.ctx = ctx
         if spec.get("lm_workaround"):
             ctx.workaround(spec["lm_workaround"])
+        shim("evaluate_float", ctx)
         if options.get("offline_calibration"):
             ctx.extra["offline_calibrated_to"] = options["offline_calibration"].get("model")
         rss, hwm = rss_hwm_mb()
@@ -246,9 +251,10 @@ class Child:
         self.result["counters"] = self_counters()
         alloc, reserved = torch_cuda_peaks()
         self.result["torch_peak_allocated_mb"], self.result["torch_peak_reserved_mb"] = alloc, reserved
-        from harness import netguard
+        from harness import machine, netguard
 
         self.result["network_attempts"] = netguard.attempts()
+        self.result["software"] = machine.describe_software().model_dump()  # (this environment's DSPy release)
         atomic_write_json(self.run_dir / "result.json", self.result)
 
 
@@ -262,7 +268,8 @@ def evaluate(program, testset, metric, threads: int, lm=None) -> tuple[float, in
     evaluator = dspy.Evaluate(devset=testset, metric=scored, num_threads=threads, display_progress=False,
                               display_table=False, max_errors=len(testset) + 1, provide_traceback=False)
     with dspy.context(lm=lm) if lm is not None else contextlib.nullcontext():
-        score = round(float(evaluator(program).score), 4)
+        result = evaluator(program)  # (a float up to DSPy 2.6: harness.releases "evaluate_float")
+        score = round(float(getattr(result, "score", result)), 4)
     return score, len(testset) - scored.returned
 
 
@@ -298,6 +305,9 @@ def build_lm(spec: dict[str, Any], task):
 
     retries = (spec.get("options") or {}).get("lm_retries")  # DSPy's num_retries (default 3), where asked
     kwargs = backend.client_kwargs() | ({} if retries is None else {"num_retries": retries})
+    engine = (spec.get("options") or {}).get("lm_engine")  # harness matrix's "3.4.1:litellm": DSPy's LiteLLM path
+    if engine:
+        kwargs["engine"] = engine
     lm = make_real_lm(backend.model_for(task.name), api_base=spec.get("served_at") or backend.api_base,
                       price_as=price_as, **kwargs)
     if backend.simulated:  # the offline LM over HTTP: each call's rollout reaches the server, as in process

@@ -8,7 +8,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from harness import estimate, fidelity, scaling
+from harness import estimate, fidelity, matrix, scaling
 from harness.helpfmt import HelpFormatter
 from harness.errors import HarnessError
 from harness.redact import scrub
@@ -318,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     scaling.add_parser(sub)
     fidelity.add_parser(sub)
     estimate.add_parser(sub)
+    matrix.add_parser(sub)
     return parser
 
 
@@ -496,7 +497,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"estimate": estimate.main, "fidelity": fidelity.main, "list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
+COMMANDS = {"estimate": estimate.main, "matrix": matrix.main, "fidelity": fidelity.main, "list": cmd_list, "run": cmd_run, "bench": cmd_bench, "report": cmd_report, "claims": cmd_claims,
             "compare": cmd_compare, "check": cmd_check, "memory": cmd_memory, "schema": cmd_schema,
             "scaling": scaling.main}
 

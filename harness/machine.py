@@ -17,7 +17,7 @@ from harness.record import Calibration, GitInfo, GPUInfo, MachineInfo, SoftwareI
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("dspy", "torch", "transformers", "litellm", "peft", "sentence-transformers", "numpy", "psutil",
-            "nvidia-ml-py", "pytest-benchmark", "pydantic", "tiktoken", "optuna")
+            "nvidia-ml-py", "pytest-benchmark", "pydantic", "tiktoken", "optuna", "gepa")
 
 
 def _cpu_model() -> str:

@@ -34,7 +34,7 @@ from harness.lm.usage import describe_failures, every_call_failed
 from harness.load import first_error
 from harness.measure import MB, TreeFigures, TreeSampler, downsample
 from harness.record import (BudgetFigures, GPUFigures, LMFailures, LMUsage, Measurement, Phase, RunRecord, Sample,
-                            TrainingInfo, utcnow)
+                            SoftwareInfo, TrainingInfo, utcnow)
 from harness.redact import SECRET_NAME, scrub, secret_values, url_secrets
 from harness.registry import get_profile, get_strategy, get_task, run_id
 from harness.tasks.user import task_from_options
@@ -64,6 +64,7 @@ class RunSpec:
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     score: bool | str = True  # False: no evaluation; "before": the bare program's only (harness estimate)
+    python: str | None = None  # the run's interpreter (another DSPy release's environment: harness matrix); None: ours
 
     @property
     def backend(self) -> Backend:
@@ -249,6 +250,17 @@ def eval_threads(backend: Backend, profile) -> int:
     return 1 if backend.kind == LOCAL else profile.real_lm_threads
 
 
+def _prices(spec: RunSpec) -> dict[str, dict]:
+    """The prices the run will price its tokens at, from this environment's DSPy table (the run's process may import
+    another DSPy release: harness matrix), by model."""
+    names = {spec.price_as or spec.backend.default_price(), (spec.options.get("prompt_lm") or {}).get("price_as")}
+    out = {}
+    for name in filter(None, names):
+        with contextlib.suppress(HarnessError):
+            out[name] = asdict(price_of(name))
+    return out
+
+
 def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = None,
             beat_every_s: float = 5.0, served=None, beside: Beside = ALONE) -> RunRecord:
     """Run `spec` in a child process tree; write OUT/runs/<run_id>.json and OUT/logs/<run_id>.log. `served`: the
@@ -280,7 +292,7 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
     work_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}-", dir=ensure_writable(out / ".work")))
     child_spec = {**asdict(spec), "lm_kind": backend.kind, "keyless": spec.offline, "work_dir": str(work_dir),
                   "served_at": served.api_base if served is not None else None, "lm_workaround": backend.workaround(),
-                  "eval_threads": eval_threads(backend, profile)}
+                  "eval_threads": eval_threads(backend, profile), "prices": _prices(spec)}
     (run_dir / "spec.json").write_text(json.dumps(child_spec))
     log_path = run_dir / "child.log"
     started = utcnow()
@@ -288,7 +300,7 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
 
     with open(log_path, "wb") as log, beside.running() as others:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "harness.child", str(run_dir)], cwd=work_dir,
+        proc = subprocess.Popen([spec.python or sys.executable, "-m", "harness.child", str(run_dir)], cwd=work_dir,
                                 env=child_env(spec, work_dir), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -458,8 +470,9 @@ def _record(spec: RunSpec, timeout: float, status: str, error: str | None, start
             gpu_method=(fig.gpu_method or "") + (" (device-wide figures include the runs beside it)"
                                                    if ran_beside and fig.gpu_method else "") or None,
             timeline=samples),
-        machine=machine.describe_machine(), software=machine.describe_software(), git=machine.describe_git(),
-    )
+        machine=machine.describe_machine(), git=machine.describe_git(),
+        software=SoftwareInfo.model_validate(res["software"]) if res.get("software") else machine.describe_software(),
+    )  # (the software the run's own process imported, which another release's environment changes)
 
 
 # --------------------------------------------------------------------------- a budget that holds

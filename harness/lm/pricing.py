@@ -22,9 +22,22 @@ class Price:
         return input_tokens * self.input_per_token + output_tokens * self.output_per_token
 
 
-@lru_cache(maxsize=32)
+_PRESET: dict[str, Price] = {}  # prices the run's parent looked up (harness.child: every DSPy release alike)
+
+
+def preset(prices: dict[str, dict]) -> None:
+    """Price these models as given (a run's process gets them from the harness's own environment, so that a run
+    under another DSPy release, whose bundled table differs or is absent, is priced as every other run)."""
+    _PRESET.update({name: Price(**p) for name, p in (prices or {}).items()})
+
+
 def price_of(model: str) -> Price:
     """Price of 'provider/name' from DSPy's bundled table; HarnessError if it has none."""
+    return _PRESET.get(model) or _bundled(model)
+
+
+@lru_cache(maxsize=32)
+def _bundled(model: str) -> Price:
     from dspy.clients.model_metadata import model_info
 
     provider, _, name = model.partition("/")

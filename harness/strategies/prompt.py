@@ -11,6 +11,7 @@ import inspect
 import random
 
 from harness.errors import HarnessError
+from harness.releases import shim
 from harness.strategies.base import RunContext, Strategy
 
 # The quick profile's budgets of the optimizers whose call counts harness.claims.formulas computes
@@ -63,6 +64,8 @@ def mipro_v2(ctx: RunContext, program):
     else:
         init, comp = {"metric": ctx.task.metric, "auto": "light", "num_threads": 1}, {}
     init, comp = ctx.tuned(dspy.MIPROv2, init, comp)
+    if shim("mipro_permission", ctx):
+        comp["requires_permission_to_run"] = False
     return dspy.MIPROv2(**init).compile(program, trainset=ctx.trainset, valset=ctx.devset, **comp)
 
 

@@ -1,0 +1,83 @@
+"""DSPy releases: which strategies each has, and the shims a run needs on each, declared here and nowhere else.
+
+`harness matrix` runs the same bench against several DSPy releases (harness.matrix). A run's child process
+imports whichever release its environment holds; what differs between releases and would stop a run (a
+constructor argument, a return type) is absorbed by a shim named here, which the run records in its
+`workaround` with the release it applied to. Facts from each release's source (../shared/notes/dspy-releases.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from dataclasses import dataclass
+
+from harness.errors import HarnessError
+
+DEFAULT_RELEASES = ("2.6.27", "3.0.4", "3.3.1", "3.4.1")
+
+# The first release that has each strategy (the others are in every release the matrix takes, 2.6.16 and later).
+INTRODUCED = {"SIMBA": "2.6.16", "GRPO": "2.6.24", "GEPA": "3.0.0"}
+OLDEST = "2.6.16"  # the oldest release the harness runs: SIMBA and DSPy's usage tracker start there
+
+
+def parse(version: str) -> tuple[int, ...]:
+    """'3.0.4' -> (3, 0, 4); a one-line error for anything but dotted whole numbers."""
+    parts = str(version).strip().split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise HarnessError(f"DSPy release {version!r} is not a version like 3.0.4")
+    return tuple(int(p) for p in parts)
+
+
+def check_release(version: str) -> str:
+    if parse(version) < parse(OLDEST):
+        raise HarnessError(f"DSPy {version} is older than the harness runs ({OLDEST}: the first with SIMBA and "
+                           "DSPy's usage tracker)")
+    return version
+
+
+def has_strategy(strategy: str, version: str) -> bool:
+    first = INTRODUCED.get(strategy)
+    return first is None or parse(version) >= parse(first)
+
+
+@dataclass(frozen=True)
+class Shim:
+    """What a run does differently on releases `first`..`last` (inclusive; None: open-ended), and why."""
+
+    name: str
+    text: str
+    first: str | None = None
+    last: str | None = None
+
+    def applies(self, version: str) -> bool:
+        v = parse(version)
+        return (self.first is None or v >= parse(self.first)) and (self.last is None or v <= parse(self.last))
+
+
+SHIMS = {s.name: s for s in (
+    Shim("mipro_permission", "MIPROv2(requires_permission_to_run=False): up to 2.6.27 its default (True) asks y/n on "
+         "stdin and, with none, returns the program unoptimised (from 3.0.2 passing it raises, so it is left out)",
+         last="2.6.27"),
+    Shim("evaluate_float", "dspy.Evaluate returns a float up to 2.6.x (an EvaluationResult with .score from 3.0): "
+         "read either", last="2.6.99"),
+    Shim("bettertogether_old", "BetterTogether(metric, prompt_optimizer=..., weight_optimizer=...) before 3.2.0 "
+         "(BetterTogether(metric, **optimizers) from 3.2.0)", last="3.1.99"),
+)}
+
+
+@functools.cache
+def running() -> str:
+    """The DSPy release this process imports (its installed distribution's version)."""
+    return importlib.metadata.version("dspy")
+
+
+def shim(name: str, ctx=None) -> bool:
+    """Whether shim `name` applies to the running release; with `ctx` (a RunContext), record it as a workaround
+    naming the release."""
+    s = SHIMS[name]
+    if not s.applies(running()):
+        return False
+    if ctx is not None:
+        ctx.workaround(f"DSPy {running()}: {s.text}")
+    return True
