@@ -22,7 +22,7 @@ BENCH_FLAGS = --profile $(PROFILE) --out $(OUT) --repeat $(REPEAT) \
 	$(if $(LM_SERVER),--lm-server '$(LM_SERVER)') $(if $(filter-out 0,$(RESUME)),--resume) \
 	$(if $(filter-out 0,$(KEEP_FAILED)),--keep-failed) $(if $(MAX_SPEND),--max-spend $(MAX_SPEND)) \
 	$(if $(MAX_CALLS),--max-calls $(MAX_CALLS)) $(if $(filter 0,$(EXTRAS)),--runs-only) \
-	$(if $(JOBS),--jobs $(JOBS))
+	$(if $(JOBS),--jobs $(JOBS)) $(if $(EXECUTOR),--executor $(EXECUTOR))
 
 .PHONY: matrix bench test bench-memory report claims check baseline list clean help
 
@@ -39,7 +39,8 @@ help:
 	@echo "                   PROMPT_LM=provider/model (PROMPT_API_BASE=url): a second LM for the optimizers' own"
 	@echo "                   prompts (proposals, reflections), counted and priced apart"
 	@echo "                   JOBS=N: N runs at once, each its own measured process (wall times labelled, not gated"
-	@echo "                   against a serial bench's)"
+	@echo "                   against a serial bench's); EXECUTOR=ray: each run a Ray task (RAY_ADDRESS, else a"
+	@echo "                   local cluster; Ray installs on first use)"
 	@echo "make matrix        the quick bench against several DSPy releases (DSPY=2.6.27,3.0.4,3.3.1,3.4.1;"
 	@echo "                   3.4.1:litellm for 3.4's LiteLLM engine), each in its own uv environment, side by side"
 	@echo "                   in MATRIX_OUT/matrix.md (MATRIX_PROFILE=quick, STRATEGY=, TASK=)"

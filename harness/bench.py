@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from harness import machine, registry
 from harness.errors import HarnessError, Interrupted
+from harness.executors import LocalExecutor, executor_of
 from harness.files import OutLock, atomic_write_json, atomic_write_text
 from harness.lm.backend import backend_of, serve
 from harness.lm.local import prepare_student
@@ -31,7 +32,7 @@ from harness.load import SchemaError, first_error, load_record, read_json
 from harness.record import Calibration, Report, RunRecord, utcnow, variant
 from harness.report import build_report, write_outputs
 from harness.redact import redact_url, scrub
-from harness.runner import STOP, Beside, RunSpec, clean_stale, run_one, spend_guard
+from harness.runner import STOP, Beside, RunSpec, clean_stale, spend_guard
 from harness.tasks.user import task_from_options
 
 @dataclass
@@ -54,6 +55,7 @@ class BenchConfig:
     over_budget: bool = False  # run even when the offline pre-pass projects more than --max-spend
     jobs: int = 1  # runs at once (--jobs N), each still its own measured process tree
     python: str | None = None  # the runs' interpreter: another DSPy release's environment (harness matrix)
+    executor: str = "local"  # where runs execute: here, or as Ray tasks (--executor ray; harness.executors)
 
     @property
     def whole_suite(self) -> bool:
@@ -139,6 +141,10 @@ class Bench:
         self._aside: Path | None = None
         self.backend = backend_of(cfg.lm, cfg.api_base)
         check_jobs(cfg.jobs, self.backend)
+        if cfg.executor != "local" and self.backend.started_by_harness:
+            raise HarnessError(f"--executor {cfg.executor} cannot use --lm {self.backend.name}: the harness serves it "
+                               "on this machine, out of the cluster's reach; use the offline LM or a hosted LM")
+        self.executor = LocalExecutor()
         self.beside = Beside(cfg.jobs)
         self._counting = threading.Lock()
         self.walls: list[float] = []  # wall time of each run this bench ran, for the ETA
@@ -158,6 +164,11 @@ class Bench:
             prepare_student(self.cfg.options, say)
             self.served = self._serving.enter_context(serve(self.backend, self.out, self.cfg.price_as,
                                                             self.cfg.lm_server, say))
+            if self.cfg.executor != "local":
+                self.executor = executor_of(self.cfg.executor)
+                self._serving.callback(self.executor.close)
+                say(f"runs go to {self.executor.cluster} as Ray tasks, {self.beside.jobs} at once"
+                    + (" (--jobs N for more)" if self.beside.jobs == 1 else ""))
         except BaseException:
             self._serving.close()
             self._logging.close()
@@ -298,7 +309,8 @@ class Bench:
         spec = self.spec(strategy, task, repeat)
         spend_guard(spec, self.out, lambda m: say(f"    {m}"), over_budget=self.cfg.over_budget)  # (refused: kept)
         self._set_aside(rid)
-        rec = run_one(spec, self.out, progress=lambda m: say(f"    {m}"), served=self.served, beside=self.beside)
+        rec = self.executor.run(spec, self.out, progress=lambda m: say(f"    {m}"), served=self.served,
+                                beside=self.beside)
         with self._counting:
             self.walls.append(rec.wall_s)
         say(f"{_clock()} [{done}/{n}] {strategy} on {task}: {summary_line(rec)}")

@@ -40,8 +40,9 @@ def check_lm(lm: str | None, price_as: str | None, api_base: str | None = None) 
 
 def run_bench(cfg: BenchConfig) -> int:
     """A bench: through pytest-benchmark one run at a time (--jobs 1), or `jobs` runs at once without it (its timer
-    would time runs that share the CPUs, so no benchmark.json is written). 0: every run ok."""
-    return run_pytest(cfg) if cfg.jobs == 1 else run_parallel(cfg)
+    would time runs that share the CPUs, so no benchmark.json is written), or as Ray tasks (--executor ray, also
+    without it). 0: every run ok."""
+    return run_pytest(cfg) if cfg.jobs == 1 and cfg.executor == "local" else run_parallel(cfg)
 
 
 def run_parallel(cfg: BenchConfig) -> int:
@@ -52,8 +53,9 @@ def run_parallel(cfg: BenchConfig) -> int:
     out = ensure_writable(cfg.out.resolve())
     with OutLock(out), stop_on_signals():
         with Bench(replace(cfg, out=out, locked=True)) as bench:
-            say(f"{len(bench.runs)} runs, {cfg.jobs} at once (each its own measured process tree; their wall times "
-                "are labelled as a parallel bench's and not gated against serial ones; no pytest-benchmark JSON)")
+            say(f"{len(bench.runs)} runs, {cfg.jobs} at once (each its own measured process tree"
+                + ("; their wall times are labelled as a parallel bench's and not gated against serial ones" if
+                   cfg.jobs > 1 else "") + "; no pytest-benchmark JSON)")
             refused = bench.run_all()
             records = bench.recorded()
             bad = [f"{rid}: {records[rid].status}" for rid in bench.expected

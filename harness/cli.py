@@ -276,10 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a whole suite without its memory bench and scaling runs (a bench of chosen strategies, "
                         "tasks, an LM or a program never runs them)")
     p.add_argument("--jobs", type=_count_of("--jobs"), default=1, metavar="N",
-                   help="N runs at once, each still its own measured process tree (CPU time, peak RSS and disk stay "
-                        "per run; each record says how many ran beside it; wall times are labelled and not gated "
-                        "against a serial bench's); without pytest-benchmark's JSON. Not with a server the harness "
-                        "starts (offline-http, local/<name>)")
+                   help="N runs at once, each still its own measured process tree (CPU time, peak RSS and disk are "
+                        "counted per run; each record says how many ran beside it; wall and CPU times, which sharing "
+                        "the CPUs raises, are labelled and not gated against a serial bench's); without "
+                        "pytest-benchmark's JSON. Not with a server the harness starts (offline-http, local/<name>)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: runs here; ray: each run a Ray task (1 CPU) that starts the same measured process on "
+                        "its node (RAY_ADDRESS: an existing cluster; else a local one). Ray installs on first use")
     _add_run_options(p)
 
     p = sub.add_parser("report", help="(re)write report.json, report.md, runs.csv and plots from OUT/runs")
@@ -396,7 +399,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       tasks=_names(args.task, "task"), lm=args.lm, api_base=args.api_base, price_as=args.price_as,
                       lm_server=args.lm_server, repeat=args.repeat, resume=args.resume, keep_failed=args.keep_failed,
                       timeout_s=args.timeout, max_rss_mb=args.max_rss, options=options, over_budget=args.over_budget,
-                      jobs=args.jobs)
+                      jobs=args.jobs, executor=args.executor)
     whole = cfg.whole_suite and not args.runs_only  # the memory bench and scaling runs are of the defaults only
     code = run_bench(cfg)
     if code == 0 and whole:  # the whole suite also measures fine-tuning memory and how cost grows with n_train

@@ -150,13 +150,13 @@ class MatrixConfig:
 def run_matrix(cfg: MatrixConfig) -> int:
     """One bench per release into OUT/<release>/, then OUT/matrix.md and .json. 0: every run ok."""
     names = registry.plan(cfg.profile, cfg.strategies, cfg.tasks, 1)  # bad names: one line, before any install
-    planned = list(dict.fromkeys(s for s, _, _ in names))
+    planned = list(dict.fromkeys(registry.split_variant(s)[0] for s, _, _ in names))  # (a bench expands variants)
     out = ensure_writable(Path(cfg.out).resolve())
     pythons = {r.version: env_python(r.version) for r in cfg.releases}  # every environment first: fail early
     code = 0
     with OutLock(out), stop_on_signals():
         for release in cfg.releases:
-            mine = [s for s in planned if has_strategy(registry.split_variant(s)[0], release.version)]
+            mine = [s for s in planned if has_strategy(s, release.version)]
             lacks = [s for s in planned if s not in mine]
             say(f"=== DSPy {release.label}: {len(mine)} strategies"
                 + (f" (not in this release: {', '.join(lacks)})" if lacks else ""))
@@ -206,7 +206,8 @@ def write_matrix(out: Path, reports: dict[str, Report]) -> None:
                 continue  # (one run per release and pair: the first repeat)
             rows.setdefault((rec.key[0], rec.task), {})[label] = {
                 "status": rec.status, "error": rec.error, "workaround": rec.workaround,
-                "dspy": rec.software.packages.get("dspy"), "server_calls": rec.lm_server.calls if rec.lm_server else None,
+                "dspy": rec.software.packages.get("dspy"),
+                "server_choices": rec.lm_server.choices if rec.lm_server else None,  # (completions, as lm_calls)
                 **{name: getattr(rec, name) for name, _, _ in FIGURES}}
     data = {"releases": labels, "profile": next(iter(reports.values())).profile if reports else None,
             "lm": "offline-http", "rows": [{"strategy": s, "task": t, "by_release": v} for (s, t), v in rows.items()],
@@ -256,6 +257,9 @@ def matrix_markdown(data: dict) -> str:
                 cells.append(_cell(by[r][name], name, fmt) + mark)
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
         notes = [f"DSPy {r}: {by[r]['error']}" for r in labels if r in by and by[r]["error"]]
+        notes += [f"DSPy {r}: the run counted {by[r]['lm_calls']} LM calls, the server answered "
+                  f"{by[r]['server_choices']} completions" for r in labels
+                  if r in by and by[r]["server_choices"] is not None and by[r]["lm_calls"] != by[r]["server_choices"]]
         notes += [f"DSPy {r}: workaround: {by[r]['workaround']}" for r in labels if r in by and by[r]["workaround"]]
         lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     return "\n".join(lines) + "\n"
@@ -272,7 +276,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--strategy", default=None, help="comma list (default: the profile's; a release that lacks one "
                                                     "skips it)")
     p.add_argument("--task", default=None, help="comma list (default: the profile's)")
-    p.add_argument("--out", default="results/matrix")
+    p.add_argument("--out", default="results/matrix", help="OUT/<release>/ per release, OUT/matrix.md and .json "
+                                                           "(default: results/matrix)")
     p.add_argument("--resume", action="store_true", help="keep the ok runs each release's folder already holds")
     p.add_argument("--timeout", type=float, default=None, help="seconds per run (default: the profile's)")
     return p

@@ -357,7 +357,8 @@ class RunRecord(_Model):
     jobs: Count = Field(1, description="Runs its bench ran at once (--jobs N); 1: one run at a time. A wall time "
                                        "from a bench of N > 1 is not that of a run alone, and is not gated against one.")
     ran_beside: Count = Field(0, description="The most other measured runs of its bench alive at once while it ran "
-                                             "(0: it ran alone). CPU time, peak RSS and disk stay its own.")
+                                             "(0: it ran alone). CPU time, peak RSS and disk are counted for its own "
+                                             "tree alone (sharing the CPUs still raises its wall and CPU times).")
     cpu_s: NonNeg = Field(description="CPU time (user+sys) of the whole process tree, seconds.")
     peak_rss_mb: NonNeg = Field(description="Peak RSS, MiB; `measurement.peak_rss_method` says how.")
     setup_rss_mb: NonNeg | None = Field(

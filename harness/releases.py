@@ -59,10 +59,11 @@ SHIMS = {s.name: s for s in (
     Shim("mipro_permission", "MIPROv2(requires_permission_to_run=False): up to 2.6.27 its default (True) asks y/n on "
          "stdin and, with none, returns the program unoptimised (from 3.0.2 passing it raises, so it is left out)",
          last="2.6.27"),
+    Shim("gepa_reflection_lm", "GEPA: no dspy InstructionProposer before 3.4.0 (GEPA's own reflective proposer "
+         "calls reflection_lm): the reflection LM is wrapped to count its calls apart instead", first="3.0.0",
+         last="3.3.99"),
     Shim("evaluate_float", "dspy.Evaluate returns a float up to 2.6.x (an EvaluationResult with .score from 3.0): "
          "read either", last="2.6.99"),
-    Shim("bettertogether_old", "BetterTogether(metric, prompt_optimizer=..., weight_optimizer=...) before 3.2.0 "
-         "(BetterTogether(metric, **optimizers) from 3.2.0)", last="3.1.99"),
 )}
 
 
@@ -81,3 +82,15 @@ def shim(name: str, ctx=None) -> bool:
     if ctx is not None:
         ctx.workaround(f"DSPy {running()}: {s.text}")
     return True
+
+
+ENGINE_API = "3.4.0"  # DSPy's custom-engine contract, which the harness's in-process LMs implement
+
+
+def require_engine_api(what: str) -> None:
+    """A one-line error where the running release predates DSPy's engine contract (3.4.0): the harness's local
+    student and its in-process offline LM are engines; older releases reach the offline LM only over HTTP."""
+    if parse(running()) < parse(ENGINE_API):
+        raise HarnessError(f"{what} is a DSPy engine (dspy.clients.engines, DSPy {ENGINE_API} and later) and DSPy "
+                           f"{running()} has none: this harness runs the weight strategies on DSPy {ENGINE_API} and "
+                           "later only")

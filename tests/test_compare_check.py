@@ -683,15 +683,18 @@ def test_check_imports_neither_compare_nor_through_it():
 
 
 def test_wall_times_of_a_parallel_bench_are_not_gated_against_a_serial_one(tmp_path):
-    """A --jobs 2 bench's walls (runs sharing the CPUs) are not a run alone's: not checked against --jobs 1, with a
-    note; CPU time still is. Between two serial reports the same walls regress."""
+    """A --jobs 2 bench's wall and CPU times (runs sharing the CPUs) are not a run alone's: not checked against
+    --jobs 1, with a note; RAM still is. Between two serial reports the same walls regress."""
     current = report()
     for run in current["runs"]:
         run["wall_s"] *= 3
+        run["cpu_s"] *= 3
+        run["peak_rss_mb"] *= 3
         run["jobs"], run["ran_beside"] = 2, 1
     outcome = check(tmp_path, report(), current)
-    assert not [f for f in outcome.findings if f.metric == "wall_s"]
-    assert any("wall times not checked: the baseline ran 1 run(s) at once, the current report 2" in n
+    assert not [f for f in outcome.findings if f.metric in ("wall_s", "cpu_s")]
+    assert {f.metric for f in outcome.findings} == {"peak_rss_mb"}  # (RAM is per run whatever ran beside it)
+    assert any("wall and CPU times not checked: the baseline ran 1 run(s) at once, the current report 2" in n
                for n in outcome.notes), outcome.notes
     serial = report()
     for run in serial["runs"]:

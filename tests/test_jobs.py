@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from harness.runner import Beside
 from tests.helpers import harness
 
@@ -84,3 +86,23 @@ def test_jobs_is_refused_with_a_server_the_harness_starts_and_when_not_a_count(t
     assert "Traceback" not in r.stderr
     r = harness("bench", "--profile", "quick", "--jobs", "0", "--out", str(tmp_path / "z"))
     assert r.returncode == 2 and "--jobs must be a whole number, 1 or more, got '0'" in r.stderr, r.stderr
+
+
+def test_a_bench_on_a_local_ray_cluster_gives_the_local_benchs_records(tmp_path):
+    """--executor ray: each run a Ray task on a local cluster (ray.init(num_cpus=2)) starting the same measured
+    child process; the stack-only figures of every record equal a local bench's, byte for byte."""
+    args = ["bench", "--profile", "quick", "--strategy", "LabeledFewShot,BootstrapFewShot", "--task", "math,classify"]
+    local = harness(*args, "--out", str(tmp_path / "local"))
+    ray = harness(*args, "--executor", "ray", "--jobs", "2", "--out", str(tmp_path / "ray"), timeout=600)
+    assert local.returncode == 0 and ray.returncode == 0, (local.stderr[-1500:], ray.stderr[-3000:])
+    assert "as Ray tasks, 2 at once" in ray.stderr
+    fields = ("run_id", "status", "lm_calls", "input_tokens", "output_tokens", "api_cost_usd", "score_before",
+              "score_after", "n_train", "n_dev", "n_test")
+    loc = {p.name: json.loads(p.read_text()) for p in (tmp_path / "local" / "runs").glob("*.json")}
+    far = {p.name: json.loads(p.read_text()) for p in (tmp_path / "ray" / "runs").glob("*.json")}
+    assert sorted(loc) == sorted(far) and len(loc) == 4
+    for name in loc:
+        assert json.dumps([loc[name][f] for f in fields]) == json.dumps([far[name][f] for f in fields]), name
+        assert far[name]["machine"]["machine_id"] and far[name]["jobs"] == 2
+        assert (tmp_path / "ray" / "logs" / name.replace(".json", ".log")).stat().st_size > 0
+    assert (tmp_path / "ray" / "report.md").exists()

@@ -30,7 +30,8 @@ def test_each_release_has_the_strategies_it_shipped_and_the_shims_that_apply_to_
     assert not has_strategy("GRPO", "2.6.23") and has_strategy("COPRO", "2.6.16")
     assert SHIMS["mipro_permission"].applies("2.6.27") and not SHIMS["mipro_permission"].applies("3.0.4")
     assert SHIMS["evaluate_float"].applies("2.6.27") and not SHIMS["evaluate_float"].applies("3.0.0")
-    assert SHIMS["bettertogether_old"].applies("3.1.3") and not SHIMS["bettertogether_old"].applies("3.2.0")
+    assert set(SHIMS) == {"mipro_permission", "evaluate_float", "gepa_reflection_lm"}
+    assert SHIMS["gepa_reflection_lm"].applies("3.3.1") and not SHIMS["gepa_reflection_lm"].applies("3.4.0")  # (every shim declared is applied somewhere)
 
 
 def test_a_two_release_matrix_runs_each_release_in_its_own_environment(tmp_path):
@@ -44,7 +45,7 @@ def test_a_two_release_matrix_runs_each_release_in_its_own_environment(tmp_path)
         (path,) = (out / release / "runs").glob("*.json")
         rec = json.loads(path.read_text())
         assert rec["status"] == "ok" and rec["software"]["packages"]["dspy"] == release, (release, rec["error"])
-        assert rec["lm_kind"] == "offline-http" and rec["lm_calls"] == rec["lm_server"]["calls"] > 0
+        assert rec["lm_kind"] == "offline-http" and rec["lm_calls"] == rec["lm_server"]["choices"] > 0
         report = json.loads((out / release / "report.json").read_text())
         assert report["software"]["packages"]["dspy"] == release
     data = json.loads((out / "matrix.json").read_text())
@@ -56,3 +57,14 @@ def test_a_two_release_matrix_runs_each_release_in_its_own_environment(tmp_path)
     check = harness("check", "--baseline", str(out / "3.3.1" / "report.json"), "--current",
                     str(out / "3.4.1" / "report.json"))
     assert check.returncode in (0, 1) and "check " in check.stdout, (check.stdout[-1500:], check.stderr[-1500:])
+
+
+def test_the_weight_strategies_say_in_one_line_that_they_need_dspy_3_4(monkeypatch):
+    from harness import releases
+
+    monkeypatch.setattr(releases, "running", lambda: "3.3.1")
+    with pytest.raises(HarnessError, match=r"DSPy 3\.3\.1 has none: this harness runs the weight strategies on DSPy "
+                                           r"3\.4\.0 and later only"):
+        releases.require_engine_api("the harness's local student LM")
+    monkeypatch.setattr(releases, "running", lambda: "3.4.1")
+    releases.require_engine_api("the harness's local student LM")

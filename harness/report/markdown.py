@@ -74,15 +74,24 @@ def context_section(report: Report) -> list[str]:
         lines.append(f"- Calibration: {c.workload}: {c.seconds * 1000:.1f} ms (median of {c.repeats}, spread "
                      f"{c.spread_pct:.1f}%), to compare times across machines.")
     state = "complete" if report.complete else f"INCOMPLETE: {len(report.missing_runs)} runs missing"
+    hosts: dict[str, list] = {}
+    for r in report.runs:
+        hosts.setdefault(r.machine.machine_id, []).append(r)
+    if len(hosts) > 1:  # (a bench on a Ray cluster: each run's record names its node)
+        lines.append(f"- **Runs on {len(hosts)} machines** (times, RAM and disk are each machine's own; compare them "
+                     "within a machine): " + "; ".join(
+                         f"`{mid}` ({rs[0].machine.hostname}, {rs[0].machine.cpu_model}, "
+                         f"{rs[0].machine.cpu_cores_usable} CPUs): {len(rs)} runs" for mid, rs in hosts.items()) + ".")
     jobs = max((r.jobs for r in report.runs), default=1)
     lines.append(f"- Bench: profile {report.profile}, {len(report.runs)} runs, {state}"
                  + (f", {duration(report.bench_wall_s)} wall" if report.bench_wall_s else "") + ".")
     if jobs > 1:
         beside = max(r.ran_beside for r in report.runs)
         lines.append(f"- **A parallel bench: {jobs} runs at once** (`--jobs {jobs}`; up to {beside} other run(s) "
-                     "beside one). Each run's CPU time, peak RAM and disk are its own process tree's; its wall time "
-                     "is not that of a run alone (the runs shared the CPUs), so `harness check` does not gate it "
-                     "against a serial bench's.")
+                     "beside one). Each run's CPU time, peak RAM and disk are counted for its own process tree "
+                     "alone; its wall and CPU times are not those of a run alone (the runs shared the CPUs, which "
+                     "slows each and raises the CPU it needs), so `harness check` does not gate them against a "
+                     "serial bench's.")
     return lines + [""]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.releases import shim
 from harness.strategies.base import RunContext, Strategy
 
 AUTO = ("light", "medium", "heavy")
@@ -109,6 +110,23 @@ def counted_proposer(counter):
     return CountedProposer()
 
 
+class CountedLM:
+    """The reflection LM of GEPA before DSPy 3.4 (harness.releases "gepa_reflection_lm"): `lm`, its calls also
+    counted into `counter` (GEPA calls it as `reflection_lm(prompt)`)."""
+
+    def __init__(self, lm, counter) -> None:
+        self.lm, self.counter = lm, counter
+
+    def __call__(self, *args, **kwargs):
+        from harness.lm.usage import also_counting
+
+        with also_counting(self.counter):
+            return self.lm(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.lm, name)
+
+
 def _minus(total, part, price):
     """LMUsage `total` minus `part`; tokens and spend None where either is not measured."""
     from harness.record import LMUsage
@@ -145,8 +163,9 @@ def gepa(ctx: RunContext, program):
     reflection = UsageCounter()
     reflection.price = COUNTER.prompt_price if ctx.prompt_lm is not None else COUNTER.price  # (--prompt-lm)
     before = COUNTER.totals()
-    init, comp = ctx.tuned(dspy.GEPA, {"metric": feedback_metric(ctx.task), "reflection_lm": ctx.lm,
-                                       "instruction_proposer": counted_proposer(reflection), "num_threads": 1,
+    counting = ({"reflection_lm": CountedLM(ctx.lm, reflection)} if shim("gepa_reflection_lm", ctx) else
+                {"reflection_lm": ctx.lm, "instruction_proposer": counted_proposer(reflection)})
+    init, comp = ctx.tuned(dspy.GEPA, {"metric": feedback_metric(ctx.task), **counting, "num_threads": 1,
                                        "track_stats": True, "seed": ctx.seed, **asked},
                            skip=tuple(BUDGET_KEYS))  # (a budget set is in `asked` already)
     opt = dspy.GEPA(**init)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.releases import require_engine_api
 from harness.strategies.base import RunContext, Strategy
 
 NEEDS = ("torch", "transformers", "peft", "tokenizers", "safetensors")
@@ -79,6 +80,7 @@ def _cache_dir(ctx: RunContext) -> Path:
 
 def prepare_student(ctx: RunContext, program: Any) -> Any:
     """Build the student (tokenizer trained on the task's texts), set it on every predictor."""
+    require_engine_api("the harness's local student LM")
     import torch
 
     from harness.training.runtime import StudentRuntime
