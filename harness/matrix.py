@@ -32,7 +32,6 @@ from harness.context import load
 from harness.errors import HarnessError
 from harness.files import OutLock, atomic_write_json, atomic_write_text, ensure_writable
 from harness.load import load_report
-from harness.record import Report
 from harness.releases import DEFAULT_RELEASES, check_release, has_strategy
 from harness.report.markdown import duration, money
 from harness.runner import stop_on_signals
@@ -56,6 +55,11 @@ class Release:
     @property
     def label(self) -> str:
         return self.version + (f":{self.engine}" if self.engine else "")
+
+    @property
+    def folder(self) -> str:
+        """Its bench's folder under OUT: the label with '-' for ':' (a name every file system takes)."""
+        return self.label.replace(":", "-")
 
     @staticmethod
     def parse(text: str) -> "Release":
@@ -161,7 +165,7 @@ def run_matrix(cfg: MatrixConfig) -> int:
             say(f"=== DSPy {release.label}: {len(mine)} strategies"
                 + (f" (not in this release: {', '.join(lacks)})" if lacks else ""))
             options = {"lm_engine": release.engine} if release.engine else {}
-            bench_cfg = BenchConfig(out=out / release.label, profile=cfg.profile, strategies=mine, tasks=cfg.tasks,
+            bench_cfg = BenchConfig(out=out / release.folder, profile=cfg.profile, strategies=mine, tasks=cfg.tasks,
                                     lm="offline-http", repeat=cfg.repeat, resume=cfg.resume, timeout_s=cfg.timeout_s,
                                     options=options, python=str(pythons[release.version]))
             with Bench(bench_cfg) as bench:
@@ -169,8 +173,7 @@ def run_matrix(cfg: MatrixConfig) -> int:
                 records = bench.recorded()
                 if any(records.get(rid) is None or records[rid].status != "ok" for rid in bench.expected):
                     code = 1
-        reports = {r.label: load_report(out / r.label / "report.json") for r in cfg.releases}
-        write_matrix(out, reports)
+        write_matrix(out, cfg.releases)
     say(f"matrix done: {out / 'matrix.md'}")
     return code
 
@@ -178,27 +181,28 @@ def run_matrix(cfg: MatrixConfig) -> int:
 # --------------------------------------------------------------------------- the matrix report
 
 
-def _changes(reports: dict[str, Report], out: Path) -> dict[tuple[str, str, str, str], tuple[str, str]]:
+def _changes(out: Path, releases: list[Release]) -> dict[tuple[str, str, str, str], tuple[str, str]]:
     """(release, strategy, task, metric) -> ("regressed" or "improved", the gate's line): what the gate (harness
-    check, its default thresholds) finds between each release and the one before it."""
+    check, its default thresholds) counts between each release and the one before it."""
     marks = {}
-    labels = list(reports)
     thresholds = load_thresholds(None)
-    for before, after in zip(labels, labels[1:]):
+    for before, after in zip(releases, releases[1:]):
         try:
-            outcome = evaluate(load(out / before / "report.json", "baseline"),
-                               load(out / after / "report.json", "current"), thresholds, only_present=True)
+            outcome = evaluate(load(out / before.folder / "report.json", "baseline"),
+                               load(out / after.folder / "report.json", "current"), thresholds, only_present=True)
         except HarnessError:
             continue
         for f in outcome.findings:
             if f.counts:
-                marks[(after, f.key[0], f.key[1], f.metric)] = ("regressed" if f.regressed else "improved", f.text)
+                marks[(after.label, f.key[0], f.key[1], f.metric)] = ("regressed" if f.regressed else "improved",
+                                                                        f.text)
     return marks
 
 
-def write_matrix(out: Path, reports: dict[str, Report]) -> None:
-    labels = list(reports)
-    marks = _changes(reports, out)
+def write_matrix(out: Path, releases: list[Release]) -> None:
+    """OUT/matrix.json and OUT/matrix.md from each release's OUT/<folder>/report.json."""
+    reports = {r.label: load_report(out / r.folder / "report.json") for r in releases}
+    marks = _changes(out, releases)
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for label, report in reports.items():
         for rec in report.runs:
@@ -206,11 +210,14 @@ def write_matrix(out: Path, reports: dict[str, Report]) -> None:
                 continue  # (one run per release and pair: the first repeat)
             rows.setdefault((rec.key[0], rec.task), {})[label] = {
                 "status": rec.status, "error": rec.error, "workaround": rec.workaround,
-                "dspy": rec.software.packages.get("dspy"),
+                "dspy": rec.software.packages.get("dspy"), "litellm": rec.software.packages.get("litellm"),
                 "server_choices": rec.lm_server.choices if rec.lm_server else None,  # (completions, as lm_calls)
                 **{name: getattr(rec, name) for name, _, _ in FIGURES}}
-    data = {"releases": labels, "profile": next(iter(reports.values())).profile if reports else None,
-            "lm": "offline-http", "rows": [{"strategy": s, "task": t, "by_release": v} for (s, t), v in rows.items()],
+    first = next(iter(reports.values()), None)
+    data = {"releases": list(reports), "folders": {r.label: r.folder for r in releases},
+            "profile": first.profile if first else None, "lm": "offline-http",
+            "machine": first.machine.model_dump() if first else None,
+            "rows": [{"strategy": s, "task": t, "by_release": v} for (s, t), v in rows.items()],
             "changes": [{"release": r, "strategy": s, "task": t, "metric": m, "kind": k, "text": text}
                         for (r, s, t, m), (k, text) in sorted(marks.items())]}
     atomic_write_json(out / "matrix.json", data)
@@ -236,11 +243,7 @@ def matrix_markdown(data: dict) -> str:
              "**▲** a figure the gate (`harness check`, default thresholds) counts as a regression against the "
              "release to its left, **▼** an improvement; times and RAM are this machine's, single runs.", ""]
     marks = {(c["release"], c["strategy"], c["task"], c["metric"]): c["kind"] for c in data["changes"]}
-    if data["changes"]:
-        lines += ["## What changed (the gate's findings, each release against the one to its left)", ""]
-        for c in data["changes"]:
-            lines.append(f"- DSPy {c['release']}: {c['kind']}: {c['text']}")
-        lines.append("")
+    lines += _summary(data) + _largest(data)
     for row in data["rows"]:
         s, t, by = row["strategy"], row["task"], row["by_release"]
         lines += [f"## {s} on {t}", "", "| figure | " + " | ".join(labels) + " |",
@@ -262,7 +265,51 @@ def matrix_markdown(data: dict) -> str:
                   if r in by and by[r]["server_choices"] is not None and by[r]["lm_calls"] != by[r]["server_choices"]]
         notes += [f"DSPy {r}: workaround: {by[r]['workaround']}" for r in labels if r in by and by[r]["workaround"]]
         lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+    if data["changes"]:
+        lines += ["## Every finding of the gate (each release against the one to its left)", ""]
+        lines += [f"- DSPy {c['release']}: {c['kind']}: {c['text']}" for c in data["changes"]] + [""]
     return "\n".join(lines) + "\n"
+
+
+def _summary(data: dict) -> list[str]:
+    """One row per release: its runs, and the sums and medians over those that are ok."""
+    lines = ["## Each release, in sum", "", "| release | runs ok | LM calls | tokens | spend | peak RAM (median) | "
+             "wall (sum) | not ok |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in data["releases"]:
+        runs = [row["by_release"][r] for row in data["rows"] if r in row["by_release"]]
+        ok = [x for x in runs if x["status"] == "ok"]
+        bad = sorted({row["strategy"] for row in data["rows"] if r in row["by_release"]
+                      and row["by_release"][r]["status"] != "ok"})
+        total = lambda k: sum(x[k] or 0 for x in ok)  # noqa: E731
+        peaks = sorted(x["peak_rss_mb"] for x in ok)
+        lines.append(f"| {r} | {len(ok)} of {len(runs)} | {total('lm_calls'):,.0f} | "
+                     f"{total('input_tokens') + total('output_tokens'):,.0f} | {money(total('api_cost_usd'))} | "
+                     f"{peaks[len(peaks) // 2] if peaks else 0:,.0f} MiB | {duration(total('wall_s'))} | "
+                     f"{', '.join(bad) or '-'} |")
+    return lines + ["", "Sums over each release's ok runs: two releases compare only over the strategies both ran "
+                    "ok (the tables below).", ""]
+
+
+def _largest(data: dict, floor: float = 0.2, most: int = 12) -> list[str]:
+    """The biggest moves of calls, tokens and peak RAM between neighbouring releases (|ratio - 1| >= floor)."""
+    labels, moves = data["releases"], []
+    for row in data["rows"]:
+        by = row["by_release"]
+        for before, after in zip(labels, labels[1:]):
+            if by.get(before, {}).get("status") != "ok" or by.get(after, {}).get("status") != "ok":
+                continue
+            for name, title in (("lm_calls", "LM calls"), ("input_tokens", "input tokens"),
+                                ("peak_rss_mb", "peak RAM MiB")):
+                a, b = by[before][name], by[after][name]
+                if a and b and abs(b / a - 1) >= floor:
+                    moves.append((abs(b / a - 1), f"{row['strategy']} on {row['task']}, {before} -> {after}: {title} "
+                                                  f"{a:,.0f} -> {b:,.0f} (x{b / a:.2f})"))
+    if not moves:
+        return [f"No call, token or peak-RAM figure moved {floor:.0%} or more between neighbouring releases.", ""]
+    moves.sort(key=lambda m: -m[0])
+    return (["## The largest changes (calls, tokens and peak RAM moving 20% or more between neighbours)", ""]
+            + [f"- {text}" for _, text in moves[:most]]
+            + ([f"- ... and {len(moves) - most} more (the tables below)"] if len(moves) > most else []) + [""])
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -280,12 +327,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                                                            "(default: results/matrix)")
     p.add_argument("--resume", action="store_true", help="keep the ok runs each release's folder already holds")
     p.add_argument("--timeout", type=float, default=None, help="seconds per run (default: the profile's)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="run nothing: write OUT/matrix.md and .json again from the releases' folders in OUT")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
     from harness.registry import split_names
 
+    if args.rebuild:
+        releases = parse_releases(args.dspy)
+        missing = [r.folder for r in releases if not (Path(args.out) / r.folder / "report.json").exists()]
+        if missing:
+            raise HarnessError(f"--rebuild: {args.out} has no report of {', '.join(missing)}: name the releases it "
+                               "holds with --dspy")
+        write_matrix(Path(args.out), releases)
+        say(f"matrix written: {Path(args.out) / 'matrix.md'}")
+        return 0
     cfg = MatrixConfig(out=Path(args.out), releases=parse_releases(args.dspy), profile=args.profile,
                        strategies=split_names(args.strategy, "strategy"), tasks=split_names(args.task, "task"),
                        resume=args.resume, timeout_s=args.timeout)

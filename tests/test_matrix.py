@@ -54,9 +54,15 @@ def test_a_two_release_matrix_runs_each_release_in_its_own_environment(tmp_path)
     assert row["strategy"] == "BootstrapFewShot" and set(row["by_release"]) == {"3.3.1", "3.4.1"}
     text = (out / "matrix.md").read_text()
     assert "## BootstrapFewShot on math" in text and "| figure | 3.3.1 | 3.4.1 |" in text
+    assert "## Each release, in sum" in text and "| 3.4.1 | 1 of 1 |" in text
     check = harness("check", "--baseline", str(out / "3.3.1" / "report.json"), "--current",
                     str(out / "3.4.1" / "report.json"))
     assert check.returncode in (0, 1) and "check " in check.stdout, (check.stdout[-1500:], check.stderr[-1500:])
+    (out / "matrix.md").unlink()
+    again = harness("matrix", "--rebuild", "--dspy", "3.3.1,3.4.1", "--out", str(out))
+    assert again.returncode == 0 and (out / "matrix.md").read_text() == text, again.stderr
+    missing = harness("matrix", "--rebuild", "--dspy", "3.3.1,3.4.1:litellm", "--out", str(out))
+    assert missing.returncode == 2 and "has no report of 3.4.1-litellm" in missing.stderr, missing.stderr
 
 
 def test_the_weight_strategies_say_in_one_line_that_they_need_dspy_3_4(monkeypatch):
