@@ -82,8 +82,17 @@ class BenchConfig:
 _LOG: list = []  # the open OUT/logs/bench.log of the bench in progress: what it says goes there too
 
 
+_SAYING = threading.Lock()  # (--jobs: one whole line at a time from each run's thread)
+
+
 def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    with _SAYING:
+        _say(msg)
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
     for log in _LOG:
         with contextlib.suppress(OSError, ValueError):
             log.write(scrub(msg) + "\n")

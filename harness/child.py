@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.files import atomic_write_json
 from harness.measure import rss_hwm_mb, self_counters, torch_cuda_peaks
-from harness.releases import shim
+from harness.releases import patch_parallel_overrides, shim
 
 
 def one_line(exc: BaseException) -> str:
@@ -202,6 +202,7 @@ class Child:
         if spec.get("lm_workaround"):
             ctx.workaround(spec["lm_workaround"])
         shim("evaluate_float", ctx)
+        patch_parallel_overrides(ctx)
         if options.get("offline_calibration"):
             ctx.extra["offline_calibrated_to"] = options["offline_calibration"].get("model")
         rss, hwm = rss_hwm_mb()

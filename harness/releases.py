@@ -62,6 +62,11 @@ SHIMS = {s.name: s for s in (
     Shim("gepa_reflection_lm", "GEPA: no dspy InstructionProposer before 3.4.0 (GEPA's own reflective proposer "
          "calls reflection_lm): the reflection LM is wrapped to count its calls apart instead", first="3.0.0",
          last="3.3.99"),
+    Shim("parallel_overrides", "dspy.utils.parallelizer (3.0.x) writes `thread_local_overrides.overrides[...]` on a "
+         "ContextVar when a usage tracker is in the thread's overrides (parallelizer.py:95, AttributeError, swallowed: "
+         "every item of the evaluation scores 0 with no LM call; seen in MIPROv2's trials on 3.0.4, whose "
+         "dspy.context copies the harness's usage tracker into the overrides; 3.3.1 copies a dict instead): the "
+         "ContextVar is given an `overrides` view of the thread's current dict", first="3.0.0", last="3.2.99"),
     Shim("evaluate_float", "dspy.Evaluate returns a float up to 2.6.x (an EvaluationResult with .score from 3.0): "
          "read either", last="2.6.99"),
 )}
@@ -94,3 +99,37 @@ def require_engine_api(what: str) -> None:
         raise HarnessError(f"{what} is a DSPy engine (dspy.clients.engines, DSPy {ENGINE_API} and later) and DSPy "
                            f"{running()} has none: this harness runs the weight strategies on DSPy {ENGINE_API} and "
                            "later only")
+
+
+class _OverridesVar:
+    """dspy's thread_local_overrides ContextVar with the `.overrides` attribute DSPy 3.0.x's parallelizer writes to:
+    the dict this thread's context holds (what 3.3.1 builds and sets itself)."""
+
+    def __init__(self, var) -> None:
+        self._var = var
+
+    @property
+    def overrides(self):
+        return self._var.get()
+
+    def __getattr__(self, name):
+        return getattr(self._var, name)
+
+
+def patch_parallel_overrides(ctx=None) -> bool:
+    """The "parallel_overrides" shim, where the running release has the defect (its parallelizer writes
+    `thread_local_overrides.overrides`); True if applied."""
+    if not SHIMS["parallel_overrides"].applies(running()):
+        return False
+    import importlib
+    import inspect
+
+    settings = importlib.import_module("dspy.dsp.utils.settings")  # (the module: dspy.dsp.utils.settings the object
+    parallelizer = importlib.import_module("dspy.utils.parallelizer")  # shadows it as an attribute)
+
+    if "thread_local_overrides.overrides" not in inspect.getsource(parallelizer) or \
+            isinstance(settings.thread_local_overrides, _OverridesVar):
+        return False
+    settings.thread_local_overrides = _OverridesVar(settings.thread_local_overrides)
+    shim("parallel_overrides", ctx)
+    return True

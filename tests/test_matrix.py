@@ -30,7 +30,8 @@ def test_each_release_has_the_strategies_it_shipped_and_the_shims_that_apply_to_
     assert not has_strategy("GRPO", "2.6.23") and has_strategy("COPRO", "2.6.16")
     assert SHIMS["mipro_permission"].applies("2.6.27") and not SHIMS["mipro_permission"].applies("3.0.4")
     assert SHIMS["evaluate_float"].applies("2.6.27") and not SHIMS["evaluate_float"].applies("3.0.0")
-    assert set(SHIMS) == {"mipro_permission", "evaluate_float", "gepa_reflection_lm"}
+    assert set(SHIMS) == {"mipro_permission", "evaluate_float", "gepa_reflection_lm", "parallel_overrides"}
+    assert SHIMS["parallel_overrides"].applies("3.0.4") and not SHIMS["parallel_overrides"].applies("3.3.1")
     assert SHIMS["gepa_reflection_lm"].applies("3.3.1") and not SHIMS["gepa_reflection_lm"].applies("3.4.0")  # (every shim declared is applied somewhere)
 
 
