@@ -290,7 +290,7 @@ def _summary(data: dict) -> list[str]:
                     "ok (the tables below).", ""]
 
 
-def _largest(data: dict, floor: float = 0.2, most: int = 12) -> list[str]:
+def _largest(data: dict, floor: float = 0.2, most: int = 5) -> list[str]:
     """The biggest moves of calls, tokens and peak RAM between neighbouring releases (|ratio - 1| >= floor)."""
     labels, moves = data["releases"], []
     for row in data["rows"]:
@@ -302,14 +302,17 @@ def _largest(data: dict, floor: float = 0.2, most: int = 12) -> list[str]:
                                 ("peak_rss_mb", "peak RAM MiB")):
                 a, b = by[before][name], by[after][name]
                 if a and b and abs(b / a - 1) >= floor:
-                    moves.append((abs(b / a - 1), f"{row['strategy']} on {row['task']}, {before} -> {after}: {title} "
-                                                  f"{a:,.0f} -> {b:,.0f} (x{b / a:.2f})"))
+                    moves.append((title, abs(b / a - 1), f"{row['strategy']} on {row['task']}, {before} -> {after}: "
+                                                         f"{title} {a:,.0f} -> {b:,.0f} (x{b / a:.2f})"))
     if not moves:
         return [f"No call, token or peak-RAM figure moved {floor:.0%} or more between neighbouring releases.", ""]
-    moves.sort(key=lambda m: -m[0])
-    return (["## The largest changes (calls, tokens and peak RAM moving 20% or more between neighbours)", ""]
-            + [f"- {text}" for _, text in moves[:most]]
-            + ([f"- ... and {len(moves) - most} more (the tables below)"] if len(moves) > most else []) + [""])
+    lines = [f"## The largest changes (calls, tokens and peak RAM moving {floor:.0%} or more between neighbours; the "
+             f"{most} largest of each)", ""]
+    for title in ("LM calls", "input tokens", "peak RAM MiB"):
+        mine = sorted((m for m in moves if m[0] == title), key=lambda m: -m[1])
+        lines += [f"- {text}" for _, _, text in mine[:most]]
+        lines += [f"- ... and {len(mine) - most} more {title} (the tables below)"] if len(mine) > most else []
+    return lines + [""]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
