@@ -444,8 +444,7 @@ def evaluate(baseline: Loaded, current: Loaded, thresholds: Thresholds, only_pre
     if b_jobs != c_jobs:
         notes.append(f"wall and CPU times not checked: the baseline ran {b_jobs} run(s) at once, the current report "
                      f"{c_jobs} (--jobs): runs sharing the CPUs take longer and, counted exactly per run, more CPU "
-                     "(the quick bench's prompt runs: 77.8 s of CPU alone, 101.7 s two at once, on a 2-core VM); "
-                     "RAM, disk, calls, tokens, spend and scores are checked")
+                     "(README: parallel runs); RAM, disk, calls, tokens, spend and scores are checked")
     notes += _rule_notes(b_rep, c_rep, scale, single, machine_flag, contended_pairs)
     return Outcome(findings=findings, compared=compared, pairs=len(base), notes=notes)
 

