@@ -67,6 +67,17 @@ SHIMS = {s.name: s for s in (
          "every item of the evaluation scores 0 with no LM call; seen in MIPROv2's trials on 3.0.4, whose "
          "dspy.context copies the harness's usage tracker into the overrides; 3.3.1 copies a dict instead): the "
          "ContextVar is given an `overrides` view of the thread's current dict", first="3.0.0", last="3.2.99"),
+    Shim("chat_adapter_fallback", "dspy.ChatAdapter has no use_json_adapter_fallback before 3.1.0 (it always asks "
+         "again through JSONAdapter when a parse fails): GRPO's adapter is a ChatAdapter subclass whose __call__ "
+         "skips that retry, as use_json_adapter_fallback=False does from 3.1.0", last="3.0.99"),
+    Shim("better_together_legacy", "BetterTogether before 3.2.0: BetterTogether(metric, prompt_optimizer=, "
+         "weight_optimizer=, seed=) under dspy.settings.experimental, compile(student, trainset, strategy) with no "
+         "valset (its prompt steps hold out valset_ratio=0.1 of the trainset) and candidates without scores",
+         last="3.1.99"),
+    Shim("grpo_legacy_job", "GRPO before 3.0.0 hands the job bare groups (no batch ids, no get_status) and calls "
+         "job.update_model() every train_kwargs['update_interval'] steps: update_interval=1 (the local job trains "
+         "the served version in place, so the update is a no-op); its time limit is checked at each step",
+         last="2.6.99"),
     Shim("evaluate_float", "dspy.Evaluate returns a float up to 2.6.x (an EvaluationResult with .score from 3.0): "
          "read either", last="2.6.99"),
 )}
@@ -89,16 +100,14 @@ def shim(name: str, ctx=None) -> bool:
     return True
 
 
-ENGINE_API = "3.4.0"  # DSPy's custom-engine contract, which the harness's in-process LMs implement
+ENGINE_API = "3.4.0"  # DSPy's custom-engine contract (dspy.clients.engines), which the harness's in-process LMs use
 
 
-def require_engine_api(what: str) -> None:
-    """A one-line error where the running release predates DSPy's engine contract (3.4.0): the harness's local
-    student and its in-process offline LM are engines; older releases reach the offline LM only over HTTP."""
-    if parse(running()) < parse(ENGINE_API):
-        raise HarnessError(f"{what} is a DSPy engine (dspy.clients.engines, DSPy {ENGINE_API} and later) and DSPy "
-                           f"{running()} has none: this harness runs the weight strategies on DSPy {ENGINE_API} and "
-                           "later only")
+def has_engine_api() -> bool:
+    """Whether the running release has DSPy's engine contract: the harness's in-process offline LM and its
+    student are engines there; before it the student is an LM in the forward() form and the offline LM is reached
+    over HTTP only."""
+    return parse(running()) >= parse(ENGINE_API)
 
 
 class _OverridesVar:

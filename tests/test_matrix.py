@@ -30,48 +30,49 @@ def test_each_release_has_the_strategies_it_shipped_and_the_shims_that_apply_to_
     assert not has_strategy("GRPO", "2.6.23") and has_strategy("COPRO", "2.6.16")
     assert SHIMS["mipro_permission"].applies("2.6.27") and not SHIMS["mipro_permission"].applies("3.0.4")
     assert SHIMS["evaluate_float"].applies("2.6.27") and not SHIMS["evaluate_float"].applies("3.0.0")
-    assert set(SHIMS) == {"mipro_permission", "evaluate_float", "gepa_reflection_lm", "parallel_overrides"}
+    assert set(SHIMS) == {"mipro_permission", "evaluate_float", "gepa_reflection_lm", "parallel_overrides",
+                          "chat_adapter_fallback", "better_together_legacy", "grpo_legacy_job"}
+    assert SHIMS["chat_adapter_fallback"].applies("3.0.4") and not SHIMS["chat_adapter_fallback"].applies("3.1.0")
+    assert SHIMS["better_together_legacy"].applies("3.1.3") and not SHIMS["better_together_legacy"].applies("3.2.0")
+    assert SHIMS["grpo_legacy_job"].applies("2.6.27") and not SHIMS["grpo_legacy_job"].applies("3.0.0")
     assert SHIMS["parallel_overrides"].applies("3.0.4") and not SHIMS["parallel_overrides"].applies("3.3.1")
     assert SHIMS["gepa_reflection_lm"].applies("3.3.1") and not SHIMS["gepa_reflection_lm"].applies("3.4.0")  # (every shim declared is applied somewhere)
 
 
 def test_a_two_release_matrix_runs_each_release_in_its_own_environment(tmp_path):
-    """DSPy 3.3.1 (LiteLLM only) and 3.4.1 (lm15) on one cheap strategy: each run imports its own release, is
-    counted where it is served, and the matrix puts them side by side."""
+    """DSPy 2.6.27 (LiteLLM only, no engine API) and 3.4.1 (lm15) on one cheap prompt strategy and GRPO: each run
+    imports its own release, is counted where it is served, and the matrix puts them side by side. On 2.6.27 the
+    toy student is an LM in the forward() form and GRPO's job takes 2.6's bare groups; its teacher's calls and
+    tokens and its training steps are 3.4.1's."""
     out = tmp_path / "m"
-    r = harness("matrix", "--dspy", "3.3.1,3.4.1", "--strategy", "BootstrapFewShot", "--task", "math", "--out",
+    r = harness("matrix", "--dspy", "2.6.27,3.4.1", "--strategy", "BootstrapFewShot,GRPO", "--task", "math", "--out",
                 str(out), timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
-    for release in ("3.3.1", "3.4.1"):
-        (path,) = (out / release / "runs").glob("*.json")
-        rec = json.loads(path.read_text())
-        assert rec["status"] == "ok" and rec["software"]["packages"]["dspy"] == release, (release, rec["error"])
-        assert rec["lm_kind"] == "offline-http" and rec["lm_calls"] == rec["lm_server"]["choices"] > 0
+    recs = {}
+    for release in ("2.6.27", "3.4.1"):
+        for path in (out / release / "runs").glob("*.json"):
+            rec = json.loads(path.read_text())
+            assert rec["status"] == "ok" and rec["software"]["packages"]["dspy"] == release, (release, rec["error"])
+            assert rec["lm_kind"] == "offline-http" and rec["lm_calls"] == rec["lm_server"]["choices"] > 0
+            recs[release, rec["strategy"]] = rec
         report = json.loads((out / release / "report.json").read_text())
         assert report["software"]["packages"]["dspy"] == release
+    old, new = recs["2.6.27", "GRPO"], recs["3.4.1", "GRPO"]
+    assert (old["lm_calls"], old["input_tokens"], old["training"]["steps"]) == \
+        (new["lm_calls"], new["input_tokens"], new["training"]["steps"]) and new["training"]["steps"] > 0
+    assert any("GRPO before 3.0.0 hands the job bare groups" in w for w in old["workaround"].split("; "))
     data = json.loads((out / "matrix.json").read_text())
-    assert data["releases"] == ["3.3.1", "3.4.1"]
-    (row,) = data["rows"]
-    assert row["strategy"] == "BootstrapFewShot" and set(row["by_release"]) == {"3.3.1", "3.4.1"}
+    assert data["releases"] == ["2.6.27", "3.4.1"]
+    assert {row["strategy"] for row in data["rows"]} == {"BootstrapFewShot", "GRPO"}
+    assert all(set(row["by_release"]) == {"2.6.27", "3.4.1"} for row in data["rows"])
     text = (out / "matrix.md").read_text()
-    assert "## BootstrapFewShot on math" in text and "| figure | 3.3.1 | 3.4.1 |" in text
-    assert "## Each release, in sum" in text and "| 3.4.1 | 1 of 1 |" in text
-    check = harness("check", "--baseline", str(out / "3.3.1" / "report.json"), "--current",
+    assert "## BootstrapFewShot on math" in text and "| figure | 2.6.27 | 3.4.1 |" in text
+    assert "## Each release, in sum" in text and "| 3.4.1 | 2 of 2 |" in text
+    check = harness("check", "--baseline", str(out / "2.6.27" / "report.json"), "--current",
                     str(out / "3.4.1" / "report.json"))
     assert check.returncode in (0, 1) and "check " in check.stdout, (check.stdout[-1500:], check.stderr[-1500:])
     (out / "matrix.md").unlink()
-    again = harness("matrix", "--rebuild", "--dspy", "3.3.1,3.4.1", "--out", str(out))
+    again = harness("matrix", "--rebuild", "--dspy", "2.6.27,3.4.1", "--out", str(out))
     assert again.returncode == 0 and (out / "matrix.md").read_text() == text, again.stderr
-    missing = harness("matrix", "--rebuild", "--dspy", "3.3.1,3.4.1:litellm", "--out", str(out))
+    missing = harness("matrix", "--rebuild", "--dspy", "2.6.27,3.4.1:litellm", "--out", str(out))
     assert missing.returncode == 2 and "has no report of 3.4.1-litellm" in missing.stderr, missing.stderr
-
-
-def test_the_weight_strategies_say_in_one_line_that_they_need_dspy_3_4(monkeypatch):
-    from harness import releases
-
-    monkeypatch.setattr(releases, "running", lambda: "3.3.1")
-    with pytest.raises(HarnessError, match=r"DSPy 3\.3\.1 has none: this harness runs the weight strategies on DSPy "
-                                           r"3\.4\.0 and later only"):
-        releases.require_engine_api("the harness's local student LM")
-    monkeypatch.setattr(releases, "running", lambda: "3.4.1")
-    releases.require_engine_api("the harness's local student LM")

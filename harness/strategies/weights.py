@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.releases import require_engine_api
+from harness.releases import shim
 from harness.strategies.base import RunContext, Strategy
 
 NEEDS = ("torch", "transformers", "peft", "tokenizers", "safetensors")
@@ -80,7 +80,6 @@ def _cache_dir(ctx: RunContext) -> Path:
 
 def prepare_student(ctx: RunContext, program: Any) -> Any:
     """Build the student (tokenizer trained on the task's texts), set it on every predictor."""
-    require_engine_api("the harness's local student LM")
     import torch
 
     from harness.training.runtime import StudentRuntime
@@ -161,7 +160,10 @@ def _skip_errored_traces(ctx: RunContext):
     filter and breaks the formatting of the training data. Workaround, only while it compiles: raise_on_error=False
     and FailedPrediction traces dropped, so such examples are skipped and the others train."""
     import dspy.teleprompt.bootstrap_finetune as bf
-    from dspy.teleprompt.bootstrap_trace import FailedPrediction
+
+    FailedPrediction = getattr(bf, "FailedPrediction", None)  # (defined there up to 2.6.x, then in bootstrap_trace)
+    if FailedPrediction is None:
+        from dspy.teleprompt.bootstrap_trace import FailedPrediction
 
     real = bf.bootstrap_trace_data
 
@@ -206,6 +208,22 @@ def compile_bootstrap_finetune(ctx: RunContext, program: Any) -> Any:
 # --------------------------------------------------------------------------- GRPO
 
 
+def _chat_adapter_without_fallback(ctx: RunContext) -> Any:
+    """ChatAdapter that never asks again through JSONAdapter (the "chat_adapter_fallback" shim before 3.1.0)."""
+    import dspy
+    from dspy.adapters.base import Adapter
+
+    if not shim("chat_adapter_fallback", ctx):
+        return dspy.ChatAdapter(use_json_adapter_fallback=False)
+
+    class ChatAdapterWithoutFallback(dspy.ChatAdapter):
+        use_json_adapter_fallback = False  # (read by the harness's failure counting)
+        __call__ = Adapter.__call__  # ChatAdapter's own retries through JSONAdapter on any error
+        acall = Adapter.acall
+
+    return ChatAdapterWithoutFallback()
+
+
 def compile_grpo(ctx: RunContext, program: Any) -> Any:
     import dspy
     from dspy.teleprompt.grpo import GRPO
@@ -222,9 +240,12 @@ def compile_grpo(ctx: RunContext, program: Any) -> Any:
     # completions with XMLAdapter (grpo.py:467) while the rollouts were made with ChatAdapter; and
     # with ChatAdapter's JSON fallback a failed parse is retried in JSON and that JSON text would be
     # trained under the ChatAdapter prompt (bootstrap_trace.py:69).
-    adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    adapter = _chat_adapter_without_fallback(ctx)
+    train_kwargs = {"max_steps": s.grpo["num_train_steps"]}
+    if shim("grpo_legacy_job", ctx):
+        train_kwargs["update_interval"] = 1
     optimizer = GRPO(metric=ctx.task.metric, multitask=True, exclude_demos=True, adapter=adapter, seed=ctx.seed,
-                     train_kwargs={"max_steps": s.grpo["num_train_steps"]}, **s.grpo)
+                     train_kwargs=train_kwargs, **s.grpo)
     teacher_cache = ctx.lm.cache
     compiled = program
     try:
@@ -288,25 +309,37 @@ def compile_better_together(ctx: RunContext, program: Any) -> Any:
     # Passing teacher= makes the prompt steps fail, and BetterTogether only logs that and keeps the
     # unoptimized program (flag_compilation_error_occurred). So no teacher= here: the prompt steps use
     # the global LM (the run's), and the weight step gets the run's LM as its teacher by a subclass.
+    p = BootstrapFewShotWithRandomSearch(metric=metric, **s.random_search)
+    w = _bootstrap_finetune_from(ctx.lm, metric=metric)
+    if shim("better_together_legacy", ctx):
+        # The prompt steps hold out part of the trainset themselves; no valset, no teacher= in this API.
+        with dspy.context(lm=ctx.lm, experimental=True), _skip_errored_traces(ctx):
+            optimizer = BetterTogether(metric=metric, prompt_optimizer=p, weight_optimizer=w, seed=ctx.seed)
+            compiled = optimizer.compile(program, trainset=list(ctx.trainset), strategy="p -> w -> p")
+        return _better_together_done(ctx, compiled, student)
     broken = _list_teacher_error(program)
     if broken:
         ctx.workaround(f"BetterTogether.compile(teacher=...) wraps the teacher in a list (dspy/teleprompt/"
                        f"bettertogether.py:316) and BootstrapFewShot calls .deepcopy() on it (dspy/teleprompt/"
                        f"bootstrap.py:100): `{broken}`, and the prompt step is skipped silently; teacher= not "
                        "passed, the weight step's BootstrapFinetune given the run's LM as teacher by a subclass")
-    optimizer = BetterTogether(
-        metric=metric,
-        p=BootstrapFewShotWithRandomSearch(metric=metric, **s.random_search),
-        w=_bootstrap_finetune_from(ctx.lm, metric=metric),
-    )
+    optimizer = BetterTogether(metric=metric, p=p, w=w)
     # The prompt step works on reset copies whose predictors have no LM (predict.py:70), so it
     # bootstraps and scores candidates on the globally configured LM: the run's LM here.
     with dspy.context(lm=ctx.lm), _skip_errored_traces(ctx):
         compiled = optimizer.compile(program, trainset=list(ctx.trainset), valset=list(ctx.devset) or None,
                                      seed=ctx.seed, strategy="p -> w -> p")
+    return _better_together_done(ctx, compiled, student)
+
+
+def _better_together_done(ctx: RunContext, compiled: Any, student: Any) -> Any:
+    """Its candidates (dicts with a score from 3.2.0; (strategy, program) pairs before, unscored) in the record."""
+    def candidate(c: Any) -> dict[str, Any]:
+        strategy, score = (c["strategy"], c["score"]) if isinstance(c, dict) else (c[0], None)
+        return {"strategy": strategy or "baseline", "score": score}
+
     ctx.extra["better_together"] = {
-        "candidates": [{"strategy": c["strategy"] or "baseline", "score": c["score"]}
-                       for c in getattr(compiled, "candidate_programs", [])],
+        "candidates": [candidate(c) for c in getattr(compiled, "candidate_programs", [])],
         "step_failed": bool(getattr(compiled, "flag_compilation_error_occurred", False)),
     }
     return _finish(ctx, compiled, student)

@@ -16,6 +16,19 @@ from typing import Any, Literal, Sequence
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 
+ROLES = {"user": "user", "assistant": "assistant", "developer": "system", "system": "system"}  # DSPy's -> the template's
+
+
+def chat_message(role: str, content: Any) -> Message:
+    """One text message as the student's chat template takes it; a one-line error for anything but text chats."""
+    if role not in ROLES:
+        raise ValueError(f"the student serves text chats; got a {role!r} message")
+    if isinstance(content, list):  # OpenAI's content parts: only text ones
+        if any(not isinstance(p, dict) or p.get("type") != "text" for p in content):
+            raise ValueError("the student serves text chats; got a message with non-text parts")
+        content = "".join(p.get("text", "") for p in content)
+    return {"role": ROLES[role], "content": content or ""}
+
 
 @dataclass
 class Encoded:

@@ -16,9 +16,8 @@ from typing import Any
 from dspy.clients.engines.base import validate_request
 from dspy.lm15 import Message, Request, Response, TextPart, Usage, response_to_events
 
+from harness.training.chat import chat_message
 from harness.training.runtime import StudentRuntime
-
-_ROLES = {"user": "user", "assistant": "assistant", "developer": "system", "system": "system"}
 
 
 def request_messages(request: Request) -> list[dict[str, str]]:
@@ -27,11 +26,7 @@ def request_messages(request: Request) -> list[dict[str, str]]:
     if request.system is not None:
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
         messages.append({"role": "system", "content": system})
-    for m in request.messages:
-        if m.role not in _ROLES:
-            raise ValueError(f"the student engine serves text chats; got a {m.role!r} message")
-        messages.append({"role": _ROLES[m.role], "content": m.text or ""})
-    return messages
+    return messages + [chat_message(m.role, m.text) for m in request.messages]
 
 
 class StudentEngine:

@@ -98,16 +98,27 @@ class LocalReinforceJob(ReinforceJob):
     def status(self) -> dict[str, Any]:
         return self._status([] if self.stop_reason else [self.next_batch_id])
 
-    def step(self, train_data: list[dict[str, Any]], train_data_format: Any = None) -> None:
+    def step(self, train_data: list[Any], train_data_format: Any = None) -> None:
+        """One update from GRPO's groups: ``{"batch_id", "group"}`` items (DSPy 3.0 and later) or bare groups
+        (2.6.x, which never asks ``get_status``: the limits are checked here too)."""
         if self.updater is None or self.stop_reason:
             raise RuntimeError(f"GRPO job {self.job_id} is not running")
         if train_data_format not in (None, TrainDataFormat.GRPO_CHAT, TrainDataFormat.GRPO_CHAT.value):
             raise ValueError(f"the local GRPO job trains on {TrainDataFormat.GRPO_CHAT.value} data, "
                              f"not {train_data_format}")
-        self.updater.step([item["group"] for item in train_data])
+        reason = self._limit_reason()
+        if reason:
+            self._finish(reason)
+            raise ReinforceLimitReached(reason, self)
+        batched = [item for item in train_data if isinstance(item, dict) and "group" in item]
+        self.updater.step([item["group"] for item in batched] if batched else list(train_data))
         self.steps += 1
-        ids = [item["batch_id"] for item in train_data if item.get("batch_id") is not None]
+        ids = [item["batch_id"] for item in batched if item.get("batch_id") is not None]
         self.next_batch_id = max([self.next_batch_id + 1, *(i + 1 for i in ids)])
+
+    def update_model(self) -> None:
+        """DSPy 2.6's GRPO asks the job to serve its latest weights every ``update_interval`` steps: this job trains
+        the version it serves in place, so there is nothing to do."""
 
     def save_checkpoint(self, checkpoint_name: str) -> None:
         path, _ = self.runtime.save_checkpoint(f"{self.lm.model}-{checkpoint_name}")

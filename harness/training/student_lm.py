@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import dspy
 
-from harness.training.engine import StudentEngine
+from harness.releases import has_engine_api
 from harness.training.provider import LocalTrainingProvider
 from harness.training.runtime import StudentRuntime
 
@@ -43,15 +43,22 @@ def tokenizer_corpus(program: dspy.Module, examples: Iterable[dspy.Example]) -> 
 
 def student_lm(runtime: StudentRuntime, *, temperature: float | None = None,
                sft_defaults: dict[str, Any] | None = None, grpo_defaults: dict[str, Any] | None = None) -> dspy.LM:
-    """``dspy.LM("local/<student>")`` that generates with, and trains, `runtime`'s weights."""
-    return dspy.LM(
-        runtime.base_name,
-        engine=StudentEngine(runtime),
+    """``dspy.LM("local/<student>")`` that generates with, and trains, `runtime`'s weights: a DSPy engine from DSPy
+    3.4 (``harness.training.engine``), an LM in the ``forward()`` form before it (``harness.training.forward_lm``;
+    each module imports what only its releases have, so only the one the running release needs is imported)."""
+    settings = dict(
         provider=LocalTrainingProvider(runtime, sft_defaults, grpo_defaults),
         cache=False,  # the weights change under the same prompt: a cached answer would be stale
         temperature=temperature,
-        num_retries=0,  # a local engine has no transient failures to retry
+        num_retries=0,  # a local model has no transient failures to retry
     )
+    if has_engine_api():
+        from harness.training.engine import StudentEngine
+
+        return dspy.LM(runtime.base_name, engine=StudentEngine(runtime), **settings)
+    from harness.training.forward_lm import StudentForwardLM
+
+    return StudentForwardLM(runtime.base_name, **settings)
 
 
 def runtime_of(lm: dspy.LM) -> StudentRuntime:
