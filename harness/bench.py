@@ -55,6 +55,7 @@ class BenchConfig:
     over_budget: bool = False  # run even when the offline pre-pass projects more than --max-spend
     jobs: int = 1  # runs at once (--jobs N), each still its own measured process tree
     python: str | None = None  # the runs' interpreter: another DSPy release's environment (harness matrix)
+    release: str | None = None  # the DSPy release that interpreter's environment holds (what RESUME compares)
     executor: str = "local"  # where runs execute: here, or as Ray tasks (--executor ray; harness.executors)
 
     @property
@@ -75,7 +76,7 @@ class BenchConfig:
                 "api_base": redact_url(self.api_base) if self.api_base else None,  # never a credential in bench.json
                 "price_as": self.price_as,  # (a cap may change on resume: a run stopped at it can go on under more)
                 "options": options, **({"lm_server": self.lm_server} if self.lm_server else {}),
-                **({"python": self.python} if self.python else {}),
+                **({"dspy": self.release} if self.python else {}),  # (not its path: a checkout may move)
                 **({"jobs": self.jobs} if self.jobs != 1 else {})}  # (wall times of N at once are not a serial's)
 
 

@@ -166,7 +166,7 @@ def run_matrix(cfg: MatrixConfig) -> int:
             options = {"lm_engine": release.engine} if release.engine else {}
             bench_cfg = BenchConfig(out=out / release.folder, profile=cfg.profile, strategies=mine, tasks=cfg.tasks,
                                     lm="offline-http", repeat=cfg.repeat, resume=cfg.resume, timeout_s=cfg.timeout_s,
-                                    options=options, python=str(pythons[release.version]))
+                                    options=options, python=str(pythons[release.version]), release=release.version)
             with Bench(bench_cfg) as bench:
                 bench.run_all()
                 records = bench.recorded()
