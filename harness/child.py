@@ -217,7 +217,8 @@ class Child:
             self.result["score_before"] = self.measured(
                 "eval_before", lambda: evaluate(program, testset, task.metric, threads, ctx.eval_lm), len(testset),
                 evaluation=True)
-        compiled = self.measured("compile", lambda: strategy.compile(ctx, program), len(ctx.trainset))
+        with inner_evaluations(ctx):
+            compiled = self.measured("compile", lambda: strategy.compile(ctx, program), len(ctx.trainset))
         if spec.get("score", True) is True:  # ("before": a measurement of the bare program only)
             self.result["score_after"] = self.measured(
                 "eval_after", lambda: evaluate(compiled, testset, task.metric, threads, ctx.eval_lm), len(testset),
@@ -272,6 +273,59 @@ def evaluate(program, testset, metric, threads: int, lm=None) -> tuple[float, in
         result = evaluator(program)  # (a float up to DSPy 2.6: harness.releases "evaluate_float")
         score = round(float(getattr(result, "score", result)), 4)
     return score, len(testset) - scored.returned
+
+
+@contextlib.contextmanager
+def inner_evaluations(ctx):
+    """Count the optimizer's own evaluations while it compiles: each ``dspy.Evaluate`` call, its items, and the
+    items that reached the metric (``ctx.extra["inner_evaluations"]``). An evaluation whose items all fail inside
+    DSPy before they are scored gives each the failure score; when every one did (as MIPROv2's trials on DSPy 3.0.4,
+    where an AttributeError was swallowed per item), the optimizer chose from zeros, and the runner says so
+    (``harness.runner``'s verdict)."""
+    import inspect
+
+    import dspy
+
+    cls = dspy.Evaluate
+    real = cls.__call__
+    tally = {"evaluations": 0, "items": 0, "scored": 0}
+    lock = threading.Lock()
+
+    def counted(self, *args, **kwargs):
+        bound = inspect.signature(real).bind(self, *args, **kwargs)
+        metric = bound.arguments.get("metric") or self.metric
+        items = bound.arguments.get("devset")
+        items = list(self.devset if items is None else items)
+        if metric is None or not items:
+            return real(self, *args, **kwargs)
+        scored = _CountingMetric(metric)
+        bound.arguments["metric"] = scored
+        try:
+            return real(*bound.args, **bound.kwargs)
+        finally:
+            with lock:
+                tally["evaluations"] += 1
+                tally["items"] += len(items)
+                tally["scored"] += scored.returned
+
+    cls.__call__ = counted
+    try:
+        yield
+    finally:
+        cls.__call__ = real
+        if tally["evaluations"]:
+            ctx.extra["inner_evaluations"] = tally
+
+
+def unscored_evaluations(extra: dict | None) -> str | None:
+    """The one-line reason when the optimizer evaluated candidates and not one item reached the metric, else None."""
+    t = (extra or {}).get("inner_evaluations") or {}
+    if not t.get("items") or t.get("scored"):
+        return None
+    n = t["evaluations"]
+    return (f"none of the {t['items']:,} items of the optimizer's {n:,} evaluation{'s' if n != 1 else ''} inside DSPy "
+            "reached the metric (each failed in the program or in DSPy and got the failure score): it chose from "
+            "zeros, so its program is not an optimised one")
 
 
 class _CountingMetric:

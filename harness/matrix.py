@@ -148,6 +148,7 @@ class MatrixConfig:
     repeat: int = 1
     resume: bool = False
     timeout_s: float | None = None
+    settings: dict[str, dict[str, Any]] | None = None  # --set STRATEGY.key=value, for every release alike
 
 
 def run_matrix(cfg: MatrixConfig) -> int:
@@ -163,7 +164,8 @@ def run_matrix(cfg: MatrixConfig) -> int:
             lacks = [s for s in planned if s not in mine]
             say(f"=== DSPy {release.label}: {len(mine)} strategies"
                 + (f" (not in this release: {', '.join(lacks)})" if lacks else ""))
-            options = {"lm_engine": release.engine} if release.engine else {}
+            options = {**({"lm_engine": release.engine} if release.engine else {}),
+                       **({"set": cfg.settings} if cfg.settings else {})}
             bench_cfg = BenchConfig(out=out / release.folder, profile=cfg.profile, strategies=mine, tasks=cfg.tasks,
                                     lm="offline-http", repeat=cfg.repeat, resume=cfg.resume, timeout_s=cfg.timeout_s,
                                     options=options, python=str(pythons[release.version]), release=release.version)
@@ -329,13 +331,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                                                            "(default: results/matrix)")
     p.add_argument("--resume", action="store_true", help="keep the ok runs each release's folder already holds")
     p.add_argument("--timeout", type=float, default=None, help="seconds per run (default: the profile's)")
+    p.add_argument("--set", action="append", default=None, metavar="STRATEGY.key=value",
+                   help="a strategy's setting, as for bench, on every release (e.g. --set MIPROv2.auto=default: "
+                        "DSPy's own default auto, which moved in 2.6.17 and 2.6.23)")
     p.add_argument("--rebuild", action="store_true",
                    help="run nothing: write OUT/matrix.md and .json again from the releases' folders in OUT")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.registry import split_names
+    from harness.registry import parse_settings, split_names
 
     if args.rebuild:
         releases = parse_releases(args.dspy)
@@ -348,6 +353,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
     cfg = MatrixConfig(out=Path(args.out), releases=parse_releases(args.dspy), profile=args.profile,
                        strategies=split_names(args.strategy, "strategy"), tasks=split_names(args.task, "task"),
-                       resume=args.resume, timeout_s=args.timeout)
+                       resume=args.resume, timeout_s=args.timeout, settings=parse_settings(args.set) or None)
     return run_matrix(cfg)
 

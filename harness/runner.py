@@ -26,6 +26,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from harness import machine
+from harness.child import unscored_evaluations
 from harness.errors import HarnessError, Interrupted
 from harness.files import atomic_write_text, ensure_writable
 from harness.lm.backend import HOSTED, LOCAL, Backend, backend_of
@@ -372,11 +373,13 @@ def run_one(spec: RunSpec, out: Path, progress: Callable[[str], None] | None = N
 
 
 def _lm_verdict(status: str, error: str | None, result: dict) -> tuple[str, str | None]:
-    """A run whose every LM call failed (calls attempted, none served or none parsed) is `failed` with that
-    reason, whatever the strategy made of it (a timeout, a kill or the memory cap keep their own status)."""
+    """A run whose every LM call failed (calls attempted, none served or none parsed), or whose optimizer's every
+    evaluation failed before one item was scored, is `failed` with that reason, whatever the strategy made of it (a
+    timeout, a kill or the memory cap keep their own status)."""
     failures = result.get("lm_failures")
     usage = result.get("usage") or {}
     reason = every_call_failed(usage.get("lm_calls"), LMFailures(**failures) if failures else None)
+    reason = reason or unscored_evaluations(result.get("extra"))
     if reason is None or status not in ("ok", "failed"):
         return status, error
     return "failed", reason if status == "ok" else f"{reason}; then {error}"

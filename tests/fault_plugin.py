@@ -113,9 +113,34 @@ def nan_metric(example, pred, trace=None) -> float:
     return float("nan")
 
 
+def _evaluate(ctx: RunContext, program) -> None:
+    import dspy
+
+    dspy.Evaluate(devset=list(ctx.devset), metric=ctx.task.metric, num_threads=1, display_progress=False)(program)
+
+
+def blind_eval(ctx: RunContext, program):
+    """Evaluate a candidate whose every item fails inside DSPy before the metric (as DSPy 3.0.4's parallelizer did
+    to MIPROv2's trials), then keep the program: an optimizer that chose from zeros."""
+    import dspy
+
+    class Broken(dspy.Module):
+        def forward(self, **kwargs):
+            raise AttributeError("'ContextVar' object has no attribute 'overrides'")
+
+    _evaluate(ctx, Broken())
+    return program
+
+
+def eval_once(ctx: RunContext, program):
+    """Evaluate the program itself once on the dev split: every item reaches the metric."""
+    _evaluate(ctx, program)
+    return program
+
+
 for name, fn in [("_nan_extra", nan_extra), ("_burst", burst), ("_tree", tree), ("_raise", raise_), ("_hang", hang), ("_alloc", alloc),
                  ("_disk", disk), ("_network", network), ("_sleepy", sleepy), ("_echo_env", echo_env),
-                 ("_burn", burn)]:
+                 ("_burn", burn), ("_blind_eval", blind_eval), ("_eval_once", eval_once)]:
     add_strategy(Strategy(name, "prompt", f"test strategy {name}", fn, tasks=("_toy", "_toy_nan")))
 
 add_strategy(Strategy("_needs_missing", "prompt", "test strategy needing an absent module", sleepy, tasks=("_toy",),

@@ -99,6 +99,19 @@ def test_a_failing_hanging_or_greedy_strategy_does_not_stop_the_others(tmp_path)
     assert "not installed" in errors["_needs_missing"] and "\n" not in "".join(filter(None, errors.values()))
 
 
+def test_an_optimizer_whose_every_evaluation_failed_before_the_metric_is_failed_not_ok(tmp_path):
+    out = tmp_path / "out"
+    r = harness("bench", "--profile", "quick", "--strategy", "_blind_eval,_eval_once", "--task", "_toy", "--out",
+                str(out))
+    assert r.returncode == 1
+    runs = {run["strategy"]: run for run in json.loads((out / "report.json").read_text())["runs"]}
+    blind, once = runs["_blind_eval"], runs["_eval_once"]
+    assert blind["status"] == "failed" and "none of the 2 items of the optimizer's 1 evaluation inside DSPy reached " \
+        "the metric" in blind["error"], blind["error"]
+    assert blind["extra"]["inner_evaluations"] == {"evaluations": 1, "items": 2, "scored": 0}
+    assert once["status"] == "ok" and once["extra"]["inner_evaluations"] == {"evaluations": 1, "items": 2, "scored": 2}
+
+
 def test_bad_input_gets_one_line_and_exit_2(tmp_path):
     cases = [
         ("run", "--strategy", "Nope", "--task", "math"),

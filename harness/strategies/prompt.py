@@ -53,9 +53,15 @@ def copro(ctx: RunContext, program):
 
 
 def mipro_v2(ctx: RunContext, program):
+    """`--set MIPROv2.auto=default` runs DSPy's own default budget (no auto, candidates or trials passed): the
+    default moved from None to "medium" in 2.6.17 and to "light" in 2.6.23; the record's extra.auto_default says
+    which the running release chose."""
     import dspy
 
-    if ctx.quick and "auto" not in ctx.settings:  # an auto budget set by the user replaces the small ones
+    own_default = ctx.settings.get("auto") == "default"
+    if own_default:
+        init, comp = {"metric": ctx.task.metric, "num_threads": 1}, {}
+    elif ctx.quick and "auto" not in ctx.settings:  # an auto budget set by the user replaces the small ones
         size = ctx.sized(quick=MIPRO_QUICK, local=MIPRO_LOCAL)
         demos = ctx.sized(quick={}, local=LOCAL_DEMOS)
         init = {"metric": ctx.task.metric, "auto": None, "num_candidates": size["num_candidates"], "num_threads": 1,
@@ -63,10 +69,13 @@ def mipro_v2(ctx: RunContext, program):
         comp = {"num_trials": size["num_trials"], "minibatch_size": size["minibatch_size"]}
     else:
         init, comp = {"metric": ctx.task.metric, "auto": "light", "num_threads": 1}, {}
-    init, comp = ctx.tuned(dspy.MIPROv2, init, comp)
+    init, comp = ctx.tuned(dspy.MIPROv2, init, comp, skip=("auto",) if own_default else ())
     if shim("mipro_permission", ctx):
         comp["requires_permission_to_run"] = False
-    return dspy.MIPROv2(**init).compile(program, trainset=ctx.trainset, valset=ctx.devset, **comp)
+    optimizer = dspy.MIPROv2(**init)
+    if own_default:
+        ctx.extra["auto_default"] = optimizer.auto
+    return optimizer.compile(program, trainset=ctx.trainset, valset=ctx.devset, **comp)
 
 
 def infer_rules(ctx: RunContext, program):
