@@ -106,3 +106,26 @@ def test_a_bench_on_a_local_ray_cluster_gives_the_local_benchs_records(tmp_path)
         assert far[name]["machine"]["machine_id"] and far[name]["jobs"] == 2
         assert (tmp_path / "ray" / "logs" / name.replace(".json", ".log")).stat().st_size > 0
     assert (tmp_path / "ray" / "report.md").exists()
+
+
+def test_a_report_of_runs_on_two_machines_puts_their_times_and_ram_apart():
+    """A bench on a Ray cluster gathers runs from several nodes: the report lists the machines and gives each
+    machine's wall, CPU and RAM figures their own column (the committed 3.4.1 matrix bench, half its runs moved to
+    a second machine by hand)."""
+    from harness.load import load_report
+    from harness.report.markdown import by_machine_lines, context_section
+
+    report = load_report("results/matrix-quick/3.4.1/report.json")
+    assert by_machine_lines(report) == []  # one machine: the cost card's medians are that machine's
+    other = report.runs[0].machine.model_copy(update={"machine_id": "0ther0node000", "hostname": "node-2"})
+    moved = [r.model_copy(update={"machine": other}) if r.task == "classify" else r for r in report.runs]
+    report = report.model_copy(update={"runs": moved})
+    lines = by_machine_lines(report)
+    assert lines[0].startswith("**Times and RAM by machine** (2 machines")
+    header = lines[2]
+    assert f"`{report.runs[0].machine.machine_id}`" in header and "`0ther0node000` (node-2)" in header
+    rows = {tuple(c.strip() for c in line.strip("|").split("|"))[:2]: line for line in lines[4:] if line}
+    math = next(r for r in report.runs if r.key == ("COPRO", "math"))
+    assert f"{math.peak_rss_mb:,.0f} MiB (1) | - |" in rows["COPRO", "math"]  # its machine's column, not the other's
+    assert rows["COPRO", "classify"].rstrip().endswith("MiB (1) |") and "| - |" in rows["COPRO", "classify"]
+    assert any("**Runs on 2 machines**" in line for line in context_section(report))

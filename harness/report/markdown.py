@@ -228,12 +228,40 @@ def cost_card_section(report: Report) -> list[str]:
         lines += [f"Prompt LM (`--prompt-lm`): {', '.join(prompt_lms)}, given to each optimizer that takes one "
                   "(prompt_model, reflection_lm); its calls are counted in the run's and shown apart, its tokens are "
                   "priced at its own price in the spend.", ""]
+    lines += by_machine_lines(report)
     if any(r.toy_student for r in report.runs):
         lines += ["A toy student is a random-initialised model of a few hundred thousand parameters, there so that a "
                   "fast profile exercises the weight strategies: its LM calls and tokens are the teacher's and real, "
                   "its wall time, RAM and score are a toy's, and the verdicts leave its time and RAM out. A real "
                   "pretrained student: `--student local/smollm2-135m`, or `make bench PROFILE=real-student`.", ""]
     return lines
+
+
+def by_machine_lines(report: Report) -> list[str]:
+    """Where the runs ran on more than one machine (a bench on a Ray cluster): the machine-dependent figures (wall,
+    CPU time, peak RAM) of each strategy and task, one column per machine, medians over that machine's ok runs; the
+    cost card's medians above mix machines."""
+    hosts: dict[str, str] = {}
+    for r in report.runs:
+        hosts.setdefault(r.machine.machine_id, f"`{r.machine.machine_id}` ({r.machine.hostname})")
+    if len(hosts) < 2:
+        return []
+    cells: dict[tuple[str, str], dict[str, list]] = {}
+    for r in report.runs:
+        if r.status == "ok":
+            cells.setdefault((r.key[0], r.task), {}).setdefault(r.machine.machine_id, []).append(r)
+
+    def figures(runs: list) -> str:
+        if not runs:
+            return "-"
+        med = statistics.median
+        return (f"{duration(med(r.wall_s for r in runs))}, {med(r.cpu_s for r in runs):,.1f} s CPU, "
+                f"{med(r.peak_rss_mb for r in runs):,.0f} MiB ({len(runs)})")
+
+    rows = [[strategy, task, *(figures(by.get(mid, [])) for mid in hosts)] for (strategy, task), by in cells.items()]
+    return [f"**Times and RAM by machine** ({len(hosts)} machines: wall, CPU time and peak RAM are each machine's "
+            "own, so here they stand apart; median over its ok runs, their number in brackets)", ""] + \
+        md_table(["strategy", "task", *hosts.values()], rows) + [""]
 
 
 def strategy_section(report: Report, ev) -> list[str]:
