@@ -40,10 +40,14 @@ class LocalExecutor:
 
 
 def _run_on_node(spec: dict[str, Any]) -> tuple[str, str]:
-    """(record JSON, log text) of one run, made on this node in a scratch OUT (a Ray task's body)."""
+    """(record JSON, log text) of one run, made on this node in a scratch OUT (a Ray task's body); the record's
+    extra.ray_node names the Ray node (several may share one machine)."""
+    import ray
+
     scratch = Path(tempfile.mkdtemp(prefix="harness-ray-"))
     try:
         rec = run_one(RunSpec(**spec), scratch)
+        rec = rec.model_copy(update={"extra": {**rec.extra, "ray_node": ray.get_runtime_context().get_node_id()}})
         log = scratch / "logs" / f"{rec.run_id}.log"
         return rec.model_dump_json(indent=1), log.read_text(errors="replace") if log.exists() else ""
     finally:

@@ -103,7 +103,7 @@ def test_a_bench_on_a_local_ray_cluster_gives_the_local_benchs_records(tmp_path)
     assert sorted(loc) == sorted(far) and len(loc) == 4
     for name in loc:
         assert json.dumps([loc[name][f] for f in fields]) == json.dumps([far[name][f] for f in fields]), name
-        assert far[name]["machine"]["machine_id"] and far[name]["jobs"] == 2
+        assert far[name]["machine"]["machine_id"] and far[name]["jobs"] == 2 and far[name]["extra"]["ray_node"]
         assert (tmp_path / "ray" / "logs" / name.replace(".json", ".log")).stat().st_size > 0
     assert (tmp_path / "ray" / "report.md").exists()
 

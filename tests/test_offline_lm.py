@@ -172,3 +172,20 @@ def test_segmented_token_counts_are_exact():
             text = text.replace(". ", rng.choice([".\n", ". ", "\n\n", "/\n", " \n", ".\n/"]), rng.randint(0, 3))
             assert len(SEGMENT.split(text)) >= 1
             assert counter.text(text) == len(counter.encoding.encode_ordinary(text)), text
+
+
+def test_reads_the_field_lines_of_dspy_2_6_22_which_have_no_colon_without_a_description():
+    """Up to DSPy 2.6.22 (and 2.6.23) a field with no description is listed as "1. `answer` (str)"; the offline LM
+    answered those prompts with no field at all, so every answer failed to parse there (found by the matrix)."""
+    old = ("Your input fields are:\n1. `question` (str)\nYour output fields are:\n1. `reasoning` (str)\n"
+           "2. `answer` (str)\nAll interactions will be structured in the following way, with the appropriate values "
+           "filled in.\n\n[[ ## question ## ]]\n{question}\n\n[[ ## reasoning ## ]]\n{reasoning}\n\n[[ ## answer ## ]]\n"
+           "{answer}\n\n[[ ## completed ## ]]\nIn adhering to this structure, your objective is: \n        Given the "
+           "fields `question`, produce the fields `answer`.")
+    user = ("[[ ## question ## ]]\nWhat is 2+3?\n\nRespond with the corresponding output fields, starting with the field "
+            "`[[ ## reasoning ## ]]`, then `[[ ## answer ## ]]`, and then ending with the marker for "
+            "`[[ ## completed ## ]]`.")
+    prompt = parse(old, [("user", user)])
+    assert [f.name for f in prompt.outputs] == ["reasoning", "answer"]
+    new = old.replace("(str)\n", "(str): \n")  # (2.6.27 on: the colon always)
+    assert [f.name for f in parse(new, [("user", user)]).outputs] == ["reasoning", "answer"]

@@ -13,7 +13,8 @@ from functools import lru_cache
 
 from harness.lm.memo import Memo
 
-_FIELD_LINE = re.compile(r"^\d+\. `(?P<name>[^`]+)` \((?P<type>.*)\):", re.M)
+# "1. `answer` (str): its description"; up to DSPy 2.6.22 a field without a description has no colon: "1. `answer` (str)"
+_FIELD_LINE = re.compile(r"^\d+\. `(?P<name>[^`]+)` \((?:(?P<type>.*)\):|(?P<bare>[^:\n]*)\)[ \t]*$)", re.M)
 _MARKER = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]")
 _SCHEMA_NOTE = re.compile(r"\[\[ ## (?P<name>[^#\]]+?) ## \]\]\n\{[^}\n]*\}\s+# note: the value you produce must adhere "
                           r"to the JSON schema: (?P<schema>\{.*\})$", re.M)
@@ -59,7 +60,8 @@ def _section(system: str, start: str, end: str) -> str:
 
 
 def _fields(section: str) -> list[OutField]:
-    return [OutField(m["name"], m["type"].strip()) for m in _FIELD_LINE.finditer(section)]
+    return [OutField(m["name"], (m["type"] if m["type"] is not None else m["bare"]).strip())
+            for m in _FIELD_LINE.finditer(section)]
 
 
 _SPLIT_CACHE = Memo(20_000)

@@ -82,6 +82,13 @@ def context_section(report: Report) -> list[str]:
                      "within a machine): " + "; ".join(
                          f"`{mid}` ({rs[0].machine.hostname}, {rs[0].machine.cpu_model}, "
                          f"{rs[0].machine.cpu_cores_usable} CPUs): {len(rs)} runs" for mid, rs in hosts.items()) + ".")
+    nodes: dict[str, int] = {}
+    for r in report.runs:
+        if r.extra.get("ray_node"):
+            nodes[r.extra["ray_node"]] = nodes.get(r.extra["ray_node"], 0) + 1
+    if nodes:
+        lines.append(f"- Ray tasks (`--executor ray`) on {len(nodes)} node{'s' if len(nodes) > 1 else ''} of the "
+                     "cluster: " + ", ".join(f"`{n[:12]}` {k} runs" for n, k in nodes.items()) + ".")
     jobs = max((r.jobs for r in report.runs), default=1)
     lines.append(f"- Bench: profile {report.profile}, {len(report.runs)} runs, {state}"
                  + (f", {duration(report.bench_wall_s)} wall" if report.bench_wall_s else "") + ".")
