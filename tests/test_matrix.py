@@ -76,3 +76,28 @@ def test_a_two_release_matrix_runs_each_release_in_its_own_environment(tmp_path)
     assert again.returncode == 0 and (out / "matrix.md").read_text() == text, again.stderr
     missing = harness("matrix", "--rebuild", "--dspy", "2.6.27,3.4.1:litellm", "--out", str(out))
     assert missing.returncode == 2 and "has no report of 3.4.1-litellm" in missing.stderr, missing.stderr
+
+
+def test_an_lm_call_a_release_calls_back_twice_for_is_counted_once():
+    """DSPy 2.6.16 decorates both BaseLM.__call__ and LM.forward with callbacks: one call, two nested on_lm_start /
+    on_lm_end pairs (the matrix showed 48 counted against the server's 24). A served call is counted once, at the
+    outermost end; a failed one likewise."""
+    import subprocess
+    import sys
+
+    code = """
+import dspy
+from harness.lm.usage import COUNTER as c, install_real_lm_counting
+install_real_lm_counting(c)
+cb = dspy.settings.callbacks[-1]
+lm = dspy.LM("openai/x")
+cb.on_lm_start("a", lm, {}); cb.on_lm_start("b", lm, {}); cb.on_lm_end("b", ["x"]); cb.on_lm_end("a", ["x"])
+cb.on_lm_start("c", lm, {}); cb.on_lm_end("c", ["y", "z"])
+cb.on_lm_start("d", lm, {}); cb.on_lm_start("e", lm, {}); cb.on_lm_end("e", None, RuntimeError("x"))
+cb.on_lm_end("d", None, RuntimeError("x"))
+t = c.totals()
+print(t.calls, t.failed)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["3", "1"]

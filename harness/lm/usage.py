@@ -285,8 +285,17 @@ def failure_counting_callback() -> type:
             # answered decides whether a parse failure is the run's LM failing (counted) or a trained
             # student's answer (not counted, as its calls are not: see `uncounted`).
             _LAST.counted = not uncounted(instance)
+            _LAST.depth = getattr(_LAST, "depth", 0) + 1  # (DSPy 2.6.16 calls back from LM.forward inside __call__)
+
+        def outermost_end(self) -> bool:
+            """Whether this on_lm_end closes the outermost LM callback of the thread: one DSPy call, counted once,
+            where a release nests two (2.6.16 decorates both BaseLM.__call__ and LM.forward with callbacks)."""
+            _LAST.depth = max(0, getattr(_LAST, "depth", 1) - 1)
+            return _LAST.depth == 0
 
         def on_lm_end(self, call_id, outputs, exception=None):
+            if not self.outermost_end():
+                return
             if isinstance(exception, Exception) and getattr(_LAST, "counted", True):  # no KeyboardInterrupt
                 kind, status = failure_kind(exception)
                 self.counter.add_failure(kind, status, describe_failure(exception, kind, status, self.where))
@@ -362,8 +371,9 @@ def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
 
     class CompletionCounter(failure_counting_callback()):
         def on_lm_end(self, call_id, outputs, exception=None):
+            outermost = getattr(_LAST, "depth", 1) <= 1  # (read before the base class closes this callback)
             super().on_lm_end(call_id, outputs, exception)
-            if exception is None and outputs is not None and getattr(_LAST, "counted", True):  # (not a student's)
+            if outermost and exception is None and outputs is not None and getattr(_LAST, "counted", True):
                 counter.add(calls=len(outputs) if isinstance(outputs, list) else 1)
 
     callbacks = [c for c in dspy.settings.callbacks if not isinstance(c, failure_counting_callback())]
