@@ -283,10 +283,12 @@ def _summary(data: dict) -> list[str]:
                       and row["by_release"][r]["status"] != "ok"})
         total = lambda k: sum(x[k] or 0 for x in ok)  # noqa: E731
         peaks = sorted(x["peak_rss_mb"] for x in ok)
+        if not ok:  # (nothing to sum: not a release that cost nothing)
+            lines.append(f"| {r} | 0 of {len(runs)} | - | - | - | - | - | {', '.join(bad) or '-'} |")
+            continue
         lines.append(f"| {r} | {len(ok)} of {len(runs)} | {total('lm_calls'):,.0f} | "
                      f"{total('input_tokens') + total('output_tokens'):,.0f} | {money(total('api_cost_usd'))} | "
-                     f"{peaks[len(peaks) // 2] if peaks else 0:,.0f} MiB | {duration(total('wall_s'))} | "
-                     f"{', '.join(bad) or '-'} |")
+                     f"{peaks[len(peaks) // 2]:,.0f} MiB | {duration(total('wall_s'))} | {', '.join(bad) or '-'} |")
     return lines + ["", "Sums over each release's ok runs: two releases compare only over the strategies both ran "
                     "ok (the tables below).", ""]
 
