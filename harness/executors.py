@@ -80,9 +80,12 @@ class RayExecutor:
                           runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}},
                           **kwargs)
         except Exception as exc:  # a cluster that cannot be reached, or a local one that cannot start
+            auth = (" (a cluster that `ray start` made has token authentication: give this process the cluster's "
+                    "token, RAY_AUTH_TOKEN or ~/.ray/auth_token, or start every node with RAY_AUTH_MODE=disabled)"
+                    if address and not os.environ.get("RAY_AUTH_TOKEN") else "")
             raise HarnessError(f"--executor ray: cannot start or reach a Ray cluster"
                                f"{f' at RAY_ADDRESS={address}' if address else ''}: {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}{auth}") from None
         self.task = self.ray.remote(num_cpus=1, max_retries=0)(_run_on_node)
         self.cluster = "RAY_ADDRESS" if address else f"a local Ray cluster ({kwargs['num_cpus']} CPUs)"
 
