@@ -101,3 +101,33 @@ print(t.calls, t.failed)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["3", "1"]
+
+
+def test_mipro_auto_default_passes_no_budget_and_records_the_releases_choice(monkeypatch, tmp_path):
+    """--set MIPROv2.auto=default: MIPROv2 built with DSPy's own defaults (no auto, candidates or trials), and the
+    record says which auto the release chose ("light" on 3.4.1); the usual quick settings otherwise."""
+    import dspy
+
+    from harness.registry import get_strategy, get_task
+    from harness.strategies.base import RunContext
+
+    built: list[dict] = []
+    real_init = dspy.MIPROv2.__init__
+
+    def spy(self, **kwargs):
+        built.append(kwargs)
+        real_init(self, **kwargs)
+
+    monkeypatch.setattr(dspy.MIPROv2, "__init__", spy)
+    monkeypatch.setattr(dspy.MIPROv2, "compile", lambda self, program, **kw: program)
+    task = get_task("math")
+    for setting, auto in (({"MIPROv2": {"auto": "default"}}, "light"), ({}, None)):
+        ctx = RunContext(task=task, profile="quick", trainset=[], devset=[], lm=None, workdir=tmp_path,
+                         options={"set": setting}, strategy="MIPROv2")
+        with dspy.context(lm=dspy.LM("openai/unused")):  # (MIPROv2 wants an LM to exist; none is called)
+            get_strategy("MIPROv2").compile(ctx, task.make_program())
+        if auto:
+            assert set(built[-1]) == {"metric", "num_threads"} and ctx.extra["auto_default"] == auto
+            assert ctx.extra["settings"] == {"auto": "default"}
+        else:
+            assert built[-1]["auto"] is None and built[-1]["num_candidates"] and "auto_default" not in ctx.extra

@@ -285,13 +285,23 @@ def failure_counting_callback() -> type:
             # answered decides whether a parse failure is the run's LM failing (counted) or a trained
             # student's answer (not counted, as its calls are not: see `uncounted`).
             _LAST.counted = not uncounted(instance)
-            _LAST.depth = getattr(_LAST, "depth", 0) + 1  # (DSPy 2.6.16 calls back from LM.forward inside __call__)
+            calls = self.open_calls()  # (DSPy 2.6.16 calls back from LM.forward inside __call__)
+            calls.depth = getattr(calls, "depth", 0) + 1
+
+        def open_calls(self) -> threading.local:
+            """This callback's open LM callbacks in the calling thread (``.depth``)."""
+            return self.__dict__.get("_open") or self.__dict__.setdefault("_open", threading.local())
+
+        def outermost(self) -> bool:
+            """Whether the on_lm_end now being handled closes this thread's outermost LM callback."""
+            return getattr(self.open_calls(), "depth", 1) <= 1
 
         def outermost_end(self) -> bool:
-            """Whether this on_lm_end closes the outermost LM callback of the thread: one DSPy call, counted once,
+            """Close one LM callback; True where it was the outermost of the thread: one DSPy call, counted once,
             where a release nests two (2.6.16 decorates both BaseLM.__call__ and LM.forward with callbacks)."""
-            _LAST.depth = max(0, getattr(_LAST, "depth", 1) - 1)
-            return _LAST.depth == 0
+            outer, calls = self.outermost(), self.open_calls()
+            calls.depth = max(0, getattr(calls, "depth", 1) - 1)
+            return outer
 
         def on_lm_end(self, call_id, outputs, exception=None):
             if not self.outermost_end():
@@ -371,7 +381,7 @@ def install_real_lm_counting(counter: UsageCounter = COUNTER) -> None:
 
     class CompletionCounter(failure_counting_callback()):
         def on_lm_end(self, call_id, outputs, exception=None):
-            outermost = getattr(_LAST, "depth", 1) <= 1  # (read before the base class closes this callback)
+            outermost = self.outermost()  # (read before the base class closes this callback)
             super().on_lm_end(call_id, outputs, exception)
             if outermost and exception is None and outputs is not None and getattr(_LAST, "counted", True):
                 counter.add(calls=len(outputs) if isinstance(outputs, list) else 1)
