@@ -172,8 +172,9 @@ def markdown(fid: dict[str, Any]) -> str:
               f"- Accuracy before optimizing: " + ("-" if cal["accuracy"] is None else f"{cal['accuracy'] * 100:.1f}%")
               + "; output tokens per call: " + _fmt(cal["output_tokens_per_call"]) + ".",
               f"- Measured from {cal['from']}.",
-              "", "`--offline-calibration calibration.json` makes the offline LM answer with these rates "
-              "(harness.lm.brain.Calibration); its report then names the model it was calibrated to.", ""]
+              "", "`--offline-calibration calibration.json` makes the offline LM answer with these rates, and lengthens "
+              "a shorter answer to about this many output tokens with text no adapter reads (a JSON answer "
+              "excepted) (harness.lm.brain.Calibration); its report then names the model it was calibrated to.", ""]
     return "\n".join(lines)
 
 
@@ -185,9 +186,12 @@ def main(args) -> int:
     name = "fidelity-calibrated" if fid["offline_calibrated_to"] else "fidelity"
     atomic_write_text(out / f"{name}.json", json.dumps(fid, indent=1) + "\n")
     atomic_write_text(out / f"{name}.md", markdown(fid))
-    atomic_write_text(out / "calibration.json", json.dumps(fid["calibration"], indent=1) + "\n")
+    wrote = [out / f"{name}.md", out / f"{name}.json"]
+    if not fid["offline_calibrated_to"]:  # (against a calibrated offline LM, accuracy_scale would be relative to it)
+        atomic_write_text(out / "calibration.json", json.dumps(fid["calibration"], indent=1) + "\n")
+        wrote.append(out / "calibration.json")
     print(markdown(fid))
-    print(f"wrote {out / (name + '.md')}, {out / (name + '.json')} and {out / 'calibration.json'}")
+    print(f"wrote {', '.join(map(str, wrote))}")
     return 0
 
 

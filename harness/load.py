@@ -217,4 +217,5 @@ def read_calibration(path: str | Path) -> dict[str, Any]:
         Calibration.from_dict(data)
     except (SchemaError, ValueError) as exc:
         raise HarnessError(f"calibration file {path}: {exc}") from None
-    return {k: data[k] for k in ("model", "chat_format_fail", "json_fail", "accuracy_scale") if k in data}
+    return {k: data[k] for k in ("model", "chat_format_fail", "json_fail", "accuracy_scale",
+                                       "output_tokens_per_call") if k in data}

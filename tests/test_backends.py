@@ -166,6 +166,22 @@ def test_a_calibrated_offline_lm_answers_with_the_real_models_format_failures(tm
     assert rec.lm_failures.failed_calls == 0 and rec.score_before is not None  # JSONAdapter's prompts answer
 
 
+def test_a_calibrated_answer_length_lengthens_answers_and_changes_nothing_else(tmp_path):
+    """output_tokens_per_call (a rambling real model's) lengthens the offline LM's shorter answers with text no
+    adapter reads: the same calls, fallbacks, failures and scores, about that many output tokens per call."""
+    cal = {"model": "m", "chat_format_fail": 0.5, "json_fail": 0.5, "accuracy_scale": 1.0}
+    short = run_one(RunSpec("BootstrapFewShot", "classify", "local", options={"offline_calibration": cal}),
+                    tmp_path / "short")
+    rec = run_one(RunSpec("BootstrapFewShot", "classify", "local",
+                          options={"offline_calibration": {**cal, "output_tokens_per_call": 200.0}}), tmp_path / "long")
+    assert short.status == rec.status == "ok" and short.lm_failures.adapter_fallbacks > 0
+    same = ("lm_calls", "input_tokens", "score_before", "score_after")
+    assert [getattr(rec, k) for k in same] == [getattr(short, k) for k in same]
+    assert rec.lm_failures.model_dump() == short.lm_failures.model_dump()
+    # JSON answers that parse are left short, so the mean is under 200 but far above the unlengthened one
+    assert short.output_tokens / short.lm_calls < 80 < 150 < rec.output_tokens / rec.lm_calls < 260
+
+
 def test_a_bad_calibration_file_is_refused_in_one_line(tmp_path):
     bad = tmp_path / "cal.json"
     bad.write_text('{"kind": "dspy-resource-bench/calibration", "model": "x", "chat_format_fail": 7}')
@@ -214,6 +230,21 @@ def test_fidelity_of_the_committed_real_model_bench():
         assert r.lm_server is not None and r.lm_server.server == "llama.cpp" and r.lm_server.peak_rss_mb > 100
         assert r.lm_calls == r.lm_server.choices
         assert (r.input_tokens, r.output_tokens) == (r.lm_server.prompt_tokens, r.lm_server.completion_tokens)
+
+
+def test_fidelity_writes_the_calibration_only_against_the_plain_offline_lm(tmp_path):
+    """Against an offline bench already calibrated, accuracy_scale would be relative to the calibrated LM (0 over
+    0: none), so that fidelity writes no calibration.json and cannot overwrite the real one."""
+    r = harness("fidelity", str(ROOT / "results/local-calibrated"), str(ROOT / "results/local-smollm2"),
+                "--out", str(tmp_path / "cal"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cal" / "fidelity-calibrated.md").exists() and not (tmp_path / "cal" / "calibration.json").exists()
+    r = harness("fidelity", str(ROOT / "results/local-offline"), str(ROOT / "results/local-smollm2"),
+                "--out", str(tmp_path / "plain"))
+    assert r.returncode == 0, r.stderr
+    cal = json.loads((tmp_path / "plain" / "calibration.json").read_text())
+    assert cal["accuracy_scale"] == 0.0 and cal["output_tokens_per_call"] > 0  # SmolLM2 scored 0 before, offline not
+    assert cal == json.loads((ROOT / "results/local-smollm2/calibration.json").read_text())
 
 
 def test_each_run_on_a_shared_offline_server_starts_its_sampling_afresh(tmp_path):

@@ -326,26 +326,57 @@ class Calibration:
     chat_format_fail: share of answers to ChatAdapter prompts not in its format (DSPy then asks again through
     JSONAdapter); json_fail: share of answers to JSONAdapter prompts that are not JSON either; accuracy_scale: the
     real model's score before optimizing over the offline LM's on the same workload (scales the chance of a right
-    answer)."""
+    answer); output_tokens: the real model's mean output tokens per call (a shorter answer is lengthened to about
+    that many with text no adapter reads: after ChatAdapter's completed marker, or in an unformatted answer; a
+    JSON answer is left as it is)."""
 
     model: str
     chat_format_fail: float = 0.0
     json_fail: float = 0.0
     accuracy_scale: float = 1.0
+    output_tokens: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
-        def rate(name: str, default: float) -> float:
+        top = {"accuracy_scale": 10, "output_tokens_per_call": MAX_OUTPUT_TOKENS}
+
+        def rate(name: str, default):
             v = data.get(name, default)
             if v is None:
                 return default
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= (10 if name ==
-                                                                                         "accuracy_scale" else 1):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= top.get(name, 1):
                 raise ValueError(f"calibration {name} must be a number in range, got {v!r}")
             return float(v)
 
         return cls(model=str(data.get("model") or "unnamed"), chat_format_fail=rate("chat_format_fail", 0.0),
-                   json_fail=rate("json_fail", 0.0), accuracy_scale=rate("accuracy_scale", 1.0))
+                   json_fail=rate("json_fail", 0.0), accuracy_scale=rate("accuracy_scale", 1.0),
+                   output_tokens=rate("output_tokens_per_call", None))
+
+
+MAX_OUTPUT_TOKENS = 100_000
+CHARS_PER_TOKEN = 4  # English text in gpt-4o-mini's tokenizer, which counts the offline LM's tokens (about 4.2)
+RAMBLE = (  # what a small model keeps writing after its answer, until its token limit
+    "I hope this helps.",
+    "Let me know if you have any other questions.",
+    "Here is some more detail about the request above.",
+    "Some further context may be useful here.",
+    "Please note that this answer is based only on the message given.",
+    "If anything is unclear, the message can be read again.",
+    "Thank you for your patience while this is looked at.",
+)
+
+
+def lengthen(reply: str, tokens: float, key: str) -> str:
+    """`reply` with filler sentences after it until it is about `tokens` long (unchanged if already as long)."""
+    want = int(tokens * CHARS_PER_TOKEN)
+    if len(reply) >= want:
+        return reply
+    rand, tail = Rand(f"{key}|ramble"), []
+    size = len(reply) + 2
+    while size < want:
+        tail.append(rand.choice(RAMBLE))
+        size += len(tail[-1]) + 1
+    return reply + "\n\n" + " ".join(tail)
 
 
 UNFORMATTED = "Sure! Here is my answer: {value}"  # what a small model writes instead of the adapter's format
@@ -403,8 +434,13 @@ class Brain:
         for f in prompt.outputs:
             if f.name not in values:
                 values[f.name] = self.generic.value(f, prompt, rand)
+        reply = render(prompt, values)
         if cal is not None and prompt.outputs:
             fail = cal.json_fail if prompt.json_mode else cal.chat_format_fail
             if fail and unit(_digest(key + last), salt, "format") < fail:
-                return UNFORMATTED.format(value=" ".join(values.values())[:200]), role
-        return render(prompt, values), role
+                reply = UNFORMATTED.format(value=" ".join(values.values())[:200])
+            elif prompt.json_mode:
+                return reply, role  # (not lengthened: text after a JSON object is not read alike by every release)
+        if cal is not None and cal.output_tokens:
+            reply = lengthen(reply, cal.output_tokens, f"{_digest(key + last)}|{salt}")
+        return reply, role
